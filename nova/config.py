@@ -182,6 +182,17 @@ def _convert(cls: type, name: str, raw: str, where: str) -> Any:
     return raw.strip()
 
 
+def _relative_to_config(config_path: Path, state_dir: Path) -> Path:
+    # A relative state_dir in etc/nova.conf means "under the checkout", wherever
+    # the command runs from: resolve it against the directory above etc/.
+    if state_dir.is_absolute():
+        return state_dir
+    base = config_path.resolve().parent
+    if base.name == "etc":
+        base = base.parent
+    return base / state_dir
+
+
 def load_config(path: str | os.PathLike[str] | None = None,
                 environ: Mapping[str, str] | None = None,
                 overrides: Mapping[str, Any] | None = None) -> NovaConfig:
@@ -210,6 +221,8 @@ def load_config(path: str | os.PathLike[str] | None = None,
             if section == "nova":
                 for name, raw in parser.items(section):
                     top[name] = _convert(NovaConfig, name, raw, where)
+                if "state_dir" in top:
+                    top["state_dir"] = _relative_to_config(Path(path), top["state_dir"])
             elif section in _SECTIONS:
                 cls = _SECTIONS[section]
                 sections[section] = {

@@ -1,0 +1,8 @@
+"""twistd plugins: one ServiceMaker per nova component (see nova/tap/)."""
+
+from twisted.application.service import ServiceMaker
+
+novaApi = ServiceMaker("nova-api", "nova.tap.api", "nova EC2 API server and cloud controller",
+                       "nova-api")
+novaAllInOne = ServiceMaker("nova-allinone", "nova.tap.allinone",
+                            "every nova component in one process", "nova-allinone")
