@@ -179,11 +179,8 @@ class Ec2Handler:
             payload_sha256=hashlib.sha256(request.body).hexdigest(),
             body_params=form,
         )
-        credentials = signer.identify_ec2(signed)
-        user, project = await self._auth.authenticate_access_key(credentials.access_key)
-        signer.verify(signed, credentials, user.secret, now=self._clock.seconds(),
+        claimed = signer.identify_ec2(signed)
+        credentials = await self._auth.credentials_for(claimed.access_key)
+        signer.verify(signed, claimed, credentials.user.secret, now=self._clock.seconds(),
                       max_skew=self._max_skew)
-        is_admin = self._auth.is_superuser(user)
-        held = await self._auth.roles_in(user, project)
-        return RequestContext(user_id=user.id, project_id=project.id, is_admin=is_admin,
-                              roles=tuple(held), request_id=request_id)
+        return credentials.to_context(request_id)

@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import base64
 import binascii
-import secrets
 from typing import Any, Awaitable, Callable
 
 from nova import crypto
 from nova.api.ec2.params import Params, matches
 from nova.context import RequestContext
-from nova.datastore.records import KeyPair
+from nova.datastore.errors import KeyPairDuplicate, KeyPairNotFound
+from nova.datastore.records import KeyPair, new_key_pair_id
 from nova.datastore.repositories import KeyPairRepository
 from nova.api.ec2.xmlrender import format_timestamp
-from nova.exception import Duplicate, InvalidParameterValue, MissingParameter, NotFound
+from nova.exception import InvalidParameterValue, MissingParameter, NotFound
 
 #: AWS allows up to 255 ASCII characters in a key name.
 MAX_KEY_NAME = 255
@@ -26,12 +26,6 @@ KEY_FILTERS = ("key-name", "fingerprint", "key-pair-id", "key-type")
 ThreadRunner = Callable[..., Awaitable[Any]]
 
 
-class KeyPairNotFound(NotFound):
-    """The key pair does not exist."""
-
-    code = "InvalidKeyPair.NotFound"
-
-
 def validate_key_name(name: str) -> str:
     """
     @return: C{name} when it is a valid key pair name.
@@ -42,11 +36,6 @@ def validate_key_name(name: str) -> str:
             f"Value ({name!r}) for parameter KeyName is invalid. "
             "Key names are 1 to 255 printable ASCII characters.")
     return name
-
-
-def new_key_pair_id() -> str:
-    """@return: an id shaped like EC2's, C{key-} and 17 hex digits."""
-    return "key-" + secrets.token_hex(9)[:17]
 
 
 def _describe(record: KeyPair) -> dict[str, Any]:
@@ -162,8 +151,8 @@ class KeyPairController:
         return True
 
 
-def _duplicate(name: str) -> Duplicate:
-    return Duplicate(f"The keypair '{name}' already exists.", code="InvalidKeyPair.Duplicate")
+def _duplicate(name: str) -> KeyPairDuplicate:
+    return KeyPairDuplicate(f"The keypair '{name}' already exists.")
 
 
 def _decode_material(material: str) -> bytes:

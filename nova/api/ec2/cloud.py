@@ -1,0 +1,36 @@
+"""
+The cloud controller's EC2 actions: the table from action name to the
+coroutine that performs it. Each area (key pairs, zones; later instances,
+volumes, addresses ...) has its own controller module; this one composes them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from nova.api.ec2.handler import Action
+from nova.api.ec2.keypairs import KeyPairController
+from nova.api.ec2.zones import ZoneController
+
+
+class CloudController:
+    """
+    @param server: the process's L{nova.server.NovaServer}.
+    """
+
+    def __init__(self, server: Any) -> None:
+        config = server.config
+        self.keypairs = KeyPairController(server.keypairs, server.run_in_thread, server.reactor)
+        self.zones = ZoneController(server.services, config.region, server.ec2_url,
+                                    config.service.service_down_time)
+
+    def actions(self) -> dict[str, Action]:
+        """@return: every EC2 action this cloud implements."""
+        return {
+            "DescribeRegions": self.zones.describe_regions,
+            "DescribeAvailabilityZones": self.zones.describe_availability_zones,
+            "CreateKeyPair": self.keypairs.create_key_pair,
+            "ImportKeyPair": self.keypairs.import_key_pair,
+            "DescribeKeyPairs": self.keypairs.describe_key_pairs,
+            "DeleteKeyPair": self.keypairs.delete_key_pair,
+        }

@@ -1,0 +1,79 @@
+"""
+Every key name nova stores under, built by one function each. No other module
+writes a key name by hand, so the layout of the datastore can be read here.
+
+Keys are relative: the datastore adds its prefix (C{RedisConfig.prefix}).
+
+The pattern, for each kind of record:
+
+ - C{<kind>:<id...>} holds one record, as a JSON string
+   (see L{nova.datastore.records});
+ - C{<kinds>} or C{<kinds>:<scope>:<id>} is an index: a set whose members
+   are the record keys of the kind (a whole key, so a listing is SMEMBERS then
+   MGET, with no key rebuilt from a member);
+ - C{counter:<name>} is an INCR counter; C{pool:<...>} a set to SPOP from
+   (free addresses); C{<kinds>:by_time} a sorted set scored by time.
+
+Every variable part goes through L{part}, which percent-encodes C{:}, C{%},
+glob characters and anything unusual, so that C{keypair("a", "b:c")} and
+C{keypair("a:b", "c")} differ and a pattern such as C{keypair:<project>:*}
+matches only that project's keys.
+
+To add a kind (instances, volumes, networks, fixed and floating IPs, security
+groups, images ...): add its functions in a new section below, following the
+key pair one, and mention the index sets that a write must keep in step.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import quote, unquote
+
+from nova.datastore._common import check_str
+
+
+def part(value: str) -> str:
+    """
+    @param value: one variable component of a key (an id, a name ...).
+    @return: C{value} encoded so that it contains no C{:} and no glob character.
+    @raise TypeError: C{value} is not a str.
+    """
+    return quote(check_str("key part", value), safe="@")
+
+
+def unpart(encoded: str) -> str:
+    """@return: the component that L{part} encoded as C{encoded}."""
+    return unquote(encoded)
+
+
+# -- key pairs (EC2 CreateKeyPair, per project) --------------------------------
+
+def keypair(project_id: str, name: str) -> str:
+    """@return: the key holding the L{KeyPair} record named C{name} in a project."""
+    return f"keypair:{part(project_id)}:{part(name)}"
+
+
+def keypairs_of_project(project_id: str) -> str:
+    """
+    @return: the index set of a project's key pairs; members are
+        L{keypair} keys. Written together with the record, in one transaction.
+    """
+    return f"keypairs:{part(project_id)}"
+
+
+# -- services (heartbeats of nova-compute, nova-network ...) -------------------
+
+def service(host: str, binary: str) -> str:
+    """@return: the key holding the L{Service} record of C{binary} on C{host}."""
+    return f"service:{part(host)}:{part(binary)}"
+
+
+def services() -> str:
+    """@return: the index set of every service; members are L{service} keys."""
+    return "services"
+
+
+# -- counters -----------------------------------------------------------------
+
+def counter(name: str) -> str:
+    """@return: an INCR counter, e.g. for sequential ids."""
+    return f"counter:{part(name)}"

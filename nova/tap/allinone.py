@@ -1,0 +1,81 @@
+"""
+twistd nova-allinone: every component in one process, the single-machine
+default that C{make run} starts. On its first start it creates the admin
+user and project; once everything listens it writes their credentials to
+C{<state dir>/creds/} and says how to use them.
+"""
+
+from __future__ import annotations
+
+import io
+import zipfile
+from pathlib import Path
+
+from twisted.application.service import IService
+from twisted.logger import Logger
+
+from nova.auth.errors import ProjectNotFound, UserNotFound
+from nova.auth.credentials import novarc
+from nova.server import NovaServer
+from nova.tap.components import admin_controller, api_components, endpoints_of
+from nova.tap.options import NovaOptions
+from nova.tap.process import NovaProcess
+from nova.utils.files import write_atomically
+
+log = Logger()
+
+
+class Options(NovaOptions):
+    """Options of C{twistd nova-allinone}."""
+
+
+async def allinone_components(server: NovaServer) -> list[IService]:
+    """@return: every component this issue's cloud has, in start order."""
+    return await api_components(server)
+
+
+async def bootstrap(server: NovaServer) -> None:
+    """
+    Make sure the admin user and project exist, then write their credentials
+    (novarc and nova.zip) under C{<state dir>/creds}.
+    """
+    config = server.config
+    auth = server.auth
+    try:
+        user = await auth.get_user(config.admin_user)
+    except UserNotFound:
+        user = await auth.create_user(config.admin_user, admin=True)
+        log.info("created admin user {user}", user=user.id)
+    try:
+        project = await auth.get_project(config.admin_project)
+    except ProjectNotFound:
+        project = await auth.create_project(config.admin_project, user.id,
+                                            description="the administrators' project")
+        log.info("created project {project}", project=project.id)
+    zipped = await admin_controller(server).credentials(user, project)
+    creds = config.creds_dir
+    creds.mkdir(parents=True, exist_ok=True)
+    write_unpacked(creds, zipped)
+    write_atomically(creds / "nova.zip", zipped, mode=0o600)
+    # novarc last: its presence says "the cloud is up and credentials are ready"
+    write_atomically(creds / "novarc", novarc(user, project, endpoints_of(server)).encode(),
+                     mode=0o600)
+    log.info(
+        "\n\n  nova is up. Credentials for {user} in project {project}: {creds}/novarc\n"
+        "    source {creds}/novarc\n"
+        "    aws ec2 describe-availability-zones      # awscli and boto3 read AWS_* variables\n"
+        "    python -c 'import boto3; print(boto3.client(\"ec2\").describe_regions())'\n"
+        "  boto 2 and euca2ools read EC2_URL, EC2_ACCESS_KEY, EC2_SECRET_KEY.\n",
+        user=user.id, project=project.id, creds=creds)
+
+
+def write_unpacked(folder: Path, zipped: bytes) -> None:
+    """Write the zip's key and certificates beside the novarc that refers to them."""
+    with zipfile.ZipFile(io.BytesIO(zipped)) as archive:
+        for name in ("pk.pem", "cert.pem", "cacert.pem"):
+            write_atomically(folder / name, archive.read(name), mode=0o600)
+
+
+def makeService(options: Options) -> IService:  # noqa: N802 (twistd's name)
+    from twisted.internet import reactor
+    return NovaProcess(reactor, options.config(), allinone_components, after_start=bootstrap)

@@ -1,0 +1,71 @@
+"""
+The components a nova process can run, each built from the process's
+L{NovaServer}: what C{nova-api}, C{nova-allinone} (and later the others)
+put together.
+"""
+
+from __future__ import annotations
+
+
+from twisted.application.service import IService
+from twisted.web import server as web
+
+from nova.api.ec2.admin import AdminController
+from nova.api.ec2.cloud import CloudController
+from nova.api.ec2.handler import Ec2Handler
+from nova.api.ec2.resource import build_root
+from nova.api.http import bounded_request_factory
+from nova.auth.credentials import Endpoints
+from nova.server import NovaServer
+from nova.service import Manager, NovaService
+from nova.utils.listening import ListeningService
+
+
+class ApiManager(Manager):
+    """The API server's face on the bus (topic C{cloud}, as in 2010 nova)."""
+
+    binary = "nova-api"
+
+
+def endpoints_of(server: NovaServer) -> Endpoints:
+    """@return: the URLs credentials made by this process name."""
+    return Endpoints(ec2_url=server.ec2_url, s3_url=server.s3_url, region=server.config.region)
+
+
+def admin_controller(server: NovaServer) -> AdminController:
+    """@return: the admin API's controller (also used for first-start credentials)."""
+    return AdminController(server.auth, server.ca, server.services, endpoints_of(server),
+                           server.run_in_thread, server.config.service.service_down_time)
+
+
+def api_site(server: NovaServer) -> web.Site:
+    """@return: the EC2 API's web site: C{/services/Cloud}, C{/services/Admin}, C{/}."""
+    config = server.config
+    cloud = CloudController(server)
+    cloud_handler = Ec2Handler(server.auth, cloud.actions(), server.reactor,
+                               config.api.max_clock_skew)
+    admin_handler = Ec2Handler(server.auth, admin_controller(server).actions(), server.reactor,
+                               config.api.max_clock_skew, known_actions=frozenset())
+    site = web.Site(build_root(cloud_handler, admin_handler))
+    site.requestFactory = bounded_request_factory(config.api.max_body)
+    site.noisy = False
+    return site
+
+
+def service(server: NovaServer, manager: Manager, topic: str | None) -> NovaService:
+    """@return: C{manager} as a service: on the bus, with heartbeats and periodic tasks."""
+    config = server.config
+    return NovaService(manager=manager, topic=topic, zone=config.zone, rpc=server.rpc,
+                       services=server.services, clock=server.reactor,
+                       report_interval=config.service.report_interval,
+                       periodic_interval=config.service.periodic_interval)
+
+
+async def api_components(server: NovaServer) -> list[IService]:
+    """@return: nova-api: the EC2 and admin API listener and its service record."""
+    config = server.config
+    listener = ListeningService(server.reactor, config.api.listen, config.api.ec2_port,
+                                api_site(server), name="nova-api (EC2)")
+    return [service(server, ApiManager(config.host, server.reactor), "cloud"), listener]
+
+
