@@ -68,14 +68,25 @@ class NovaServer:
                 self._rpc = self._make_rpc()
                 await self._rpc.start()
                 self._opened.append(self._rpc.stop)
-            self._directory = await open_directory(self.reactor, self.config,
-                                                   serve=self._serve_directory)
-            self._opened.append(self._directory.close)
-            self._auth = AuthManager(LdapDriver(self._directory.base), self.reactor)
-            self._ca = await self.run_in_thread(CertificateAuthority, self.config.ca_dir)
+            await self._open_auth()
         except BaseException:
             await self.close()
             raise
+
+    async def open_auth(self) -> None:
+        """Open only the directory and the CA: what the admin scripts need."""
+        try:
+            await self._open_auth()
+        except BaseException:
+            await self.close()
+            raise
+
+    async def _open_auth(self) -> None:
+        self._directory = await open_directory(self.reactor, self.config,
+                                               serve=self._serve_directory)
+        self._opened.append(self._directory.close)
+        self._auth = AuthManager(LdapDriver(self._directory.base), self.reactor)
+        self._ca = await self.run_in_thread(CertificateAuthority, self.config.ca_dir)
 
     def _make_rpc(self) -> Any:
         if self.config.rpc.transport == "amqp":

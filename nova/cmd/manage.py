@@ -1,0 +1,254 @@
+"""
+C{nova-manage}: the administrator's script, as in 2010 nova.
+
+    nova-manage user admin|create NAME [ACCESS] [SECRET]
+    nova-manage user delete|exports NAME
+    nova-manage user list
+    nova-manage user modify NAME ACCESS SECRET ADMIN     ('' leaves a field as it is)
+    nova-manage project create NAME MANAGER [DESCRIPTION]
+    nova-manage project delete NAME
+    nova-manage project list [USER]
+    nova-manage project add|remove PROJECT USER
+    nova-manage project zipfile PROJECT USER [FILE]      (default nova.zip)
+    nova-manage project environment PROJECT USER [FILE]  (default novarc)
+    nova-manage role add|remove|has USER ROLE [PROJECT]
+
+It acts on the same state as the running cloud: the configuration is
+C{--config}, or C{$NOVA_CONFIG}, or the checkout's C{etc/nova.conf};
+C{NOVA_STATE_DIR} overrides the state directory as for the services.
+Errors are one line on stderr and a non-zero exit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+from typing import Any, Sequence
+
+from twisted.internet import defer, task
+
+from nova.auth.credentials import Endpoints, credentials_zip, novarc
+from nova.config import load_config
+from nova.exception import NovaError
+from nova.server import NovaServer
+from nova.utils.files import write_atomically
+
+
+class UsageError(Exception):
+    """The command line is wrong."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UsageError(f"{self.prog}: {message}")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="nova-manage", description="Administer users, projects and roles.")
+    parser.add_argument("--config", help="configuration file")
+    categories = parser.add_subparsers(dest="category", required=True, parser_class=_Parser)
+
+    user = categories.add_parser("user", help="users").add_subparsers(dest="command",
+                                                                        required=True)
+    for name, help_text in (("admin", "create an administrator"), ("create", "create a user")):
+        p = user.add_parser(name, help=help_text)
+        p.add_argument("name")
+        p.add_argument("access", nargs="?")
+        p.add_argument("secret", nargs="?")
+    user.add_parser("delete", help="delete a user").add_argument("name")
+    user.add_parser("exports", help="print the user's keys as shell exports").add_argument("name")
+    user.add_parser("list", help="list users")
+    p = user.add_parser("modify", help="change keys or the admin flag ('' leaves a field)")
+    p.add_argument("name")
+    p.add_argument("access")
+    p.add_argument("secret")
+    p.add_argument("admin", help="T, True, F, False, or ''")
+
+    project = categories.add_parser("project", help="projects").add_subparsers(
+        dest="command", required=True)
+    p = project.add_parser("create", help="create a project")
+    p.add_argument("name")
+    p.add_argument("manager")
+    p.add_argument("description", nargs="?")
+    project.add_parser("delete", help="delete a project").add_argument("name")
+    project.add_parser("list", help="list projects").add_argument("user", nargs="?")
+    for name in ("add", "remove"):
+        p = project.add_parser(name, help=f"{name} a member")
+        p.add_argument("project")
+        p.add_argument("user")
+    for name, default, help_text in (("zipfile", "nova.zip", "write the credentials zip"),
+                                     ("environment", "novarc", "write the novarc file")):
+        p = project.add_parser(name, help=help_text)
+        p.add_argument("project")
+        p.add_argument("user")
+        p.add_argument("file", nargs="?", default=default)
+
+    role = categories.add_parser("role", help="roles").add_subparsers(dest="command",
+                                                                        required=True)
+    for name in ("add", "remove", "has"):
+        p = role.add_parser(name, help=f"{name} a global role, or a project role")
+        p.add_argument("user")
+        p.add_argument("role")
+        p.add_argument("project", nargs="?")
+    return parser
+
+
+def _flag(text: str) -> bool | None:
+    lowered = text.strip().lower()
+    if lowered == "":
+        return None
+    if lowered in ("t", "true", "1", "yes"):
+        return True
+    if lowered in ("f", "false", "0", "no"):
+        return False
+    raise UsageError(f"nova-manage: admin must be T, True, F, False or '', not {text!r}")
+
+
+class Commands:
+    """
+    The commands, over an opened L{NovaServer} (directory and CA only).
+
+    @param out: where results are printed.
+    """
+
+    def __init__(self, server: NovaServer, out: Any) -> None:
+        self.server = server
+        self.auth = server.auth
+        self.out = out
+
+    def _print(self, text: str) -> None:
+        self.out.write(text + "\n")
+
+    def _endpoints(self) -> Endpoints:
+        return Endpoints(ec2_url=self.server.ec2_url, s3_url=self.server.s3_url,
+                         region=self.server.config.region)
+
+    async def run(self, args: argparse.Namespace) -> int:
+        handler = getattr(self, f"{args.category}_{args.command}")
+        result = await handler(args)
+        return 0 if result is None else result
+
+    async def user_admin(self, args: argparse.Namespace) -> None:
+        user = await self.auth.create_user(args.name, args.access, args.secret, admin=True)
+        self._print_exports(user)
+
+    async def user_create(self, args: argparse.Namespace) -> None:
+        user = await self.auth.create_user(args.name, args.access, args.secret)
+        self._print_exports(user)
+
+    async def user_delete(self, args: argparse.Namespace) -> None:
+        await self.auth.delete_user(args.name)
+
+    async def user_exports(self, args: argparse.Namespace) -> None:
+        self._print_exports(await self.auth.get_user(args.name))
+
+    def _print_exports(self, user: Any) -> None:
+        self._print(f"export EC2_ACCESS_KEY={user.access}")
+        self._print(f"export EC2_SECRET_KEY={user.secret}")
+
+    async def user_list(self, args: argparse.Namespace) -> None:
+        for user in await self.auth.list_users():
+            self._print(f"{user.id}{'  (admin)' if user.admin else ''}")
+
+    async def user_modify(self, args: argparse.Namespace) -> None:
+        await self.auth.modify_user(args.name, access=args.access or None,
+                                    secret=args.secret or None, admin=_flag(args.admin))
+
+    async def project_create(self, args: argparse.Namespace) -> None:
+        await self.auth.create_project(args.name, args.manager, description=args.description)
+
+    async def project_delete(self, args: argparse.Namespace) -> None:
+        await self.auth.delete_project(args.name)
+
+    async def project_list(self, args: argparse.Namespace) -> None:
+        for project in await self.auth.list_projects(args.user):
+            self._print(project.id)
+
+    async def project_add(self, args: argparse.Namespace) -> None:
+        await self.auth.add_to_project(args.user, args.project)
+
+    async def project_remove(self, args: argparse.Namespace) -> None:
+        await self.auth.remove_from_project(args.user, args.project)
+
+    async def _user_in_project(self, args: argparse.Namespace) -> tuple[Any, Any]:
+        user = await self.auth.get_user(args.user)
+        project = await self.auth.get_project(args.project)
+        if not user.admin and not project.has_member(user.id):
+            raise NovaError(f"user {user.id} is not a member of project {project.id}")
+        return user, project
+
+    async def project_zipfile(self, args: argparse.Namespace) -> None:
+        user, project = await self._user_in_project(args)
+        key_pem, cert_pem = await self.server.run_in_thread(
+            self.server.ca.issue_user_certificate, user.id, project.id)
+        zipped = credentials_zip(user, project, self._endpoints(), key_pem, cert_pem,
+                                 self.server.ca.ca_cert_pem)
+        write_atomically(Path(args.file), zipped, mode=0o600)
+
+    async def project_environment(self, args: argparse.Namespace) -> None:
+        user, project = await self._user_in_project(args)
+        write_atomically(Path(args.file), novarc(user, project, self._endpoints()).encode(),
+                         mode=0o600)
+
+    async def role_add(self, args: argparse.Namespace) -> None:
+        await self.auth.add_role(args.user, args.role, args.project)
+
+    async def role_remove(self, args: argparse.Namespace) -> None:
+        await self.auth.remove_role(args.user, args.role, args.project)
+
+    async def role_has(self, args: argparse.Namespace) -> int:
+        has = await self.auth.has_role(args.user, args.role, args.project)
+        self._print("True" if has else "False")
+        return 0 if has else 1
+
+
+async def _run(reactor: Any, args: argparse.Namespace, config_path: str | None,
+               out: Any) -> int:
+    config = load_config(config_path)
+    server = NovaServer(reactor, config, serve_directory=False)
+    await server.open_auth()
+    try:
+        return await Commands(server, out).run(args)
+    finally:
+        await server.close()
+
+
+def main(argv: Sequence[str], default_config: str | None = None, out: Any = None,
+         err: Any = None) -> int:
+    """
+    Run one command.
+
+    @return: the exit status: 0 done, 1 failed (or C{role has}: no), 2 usage error.
+    """
+    out = out or sys.stdout
+    err = err or sys.stderr
+    try:
+        args = _parser().parse_args(list(argv))
+    except UsageError as e:
+        err.write(f"{e}\n")
+        return 2
+    config_path = args.config or os.environ.get("NOVA_CONFIG")
+    if config_path is None and default_config and os.path.exists(default_config):
+        config_path = default_config
+    status: list[int] = []
+
+    async def go(reactor: Any) -> None:
+        try:
+            status.append(await _run(reactor, args, config_path, out))
+        except UsageError as e:
+            err.write(f"{e}\n")
+            status.append(2)
+        except NovaError as e:
+            err.write(f"nova-manage: error: {e.message}\n")
+            status.append(1)
+
+    def react_main(reactor: Any) -> defer.Deferred[None]:
+        return defer.Deferred.fromCoroutine(go(reactor))
+
+    try:
+        task.react(react_main)
+    except SystemExit:
+        pass
+    return status[0] if status else 1
