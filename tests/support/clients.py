@@ -1,0 +1,61 @@
+"""Clients of a running all-in-one, made exactly as a user makes them."""
+
+from __future__ import annotations
+
+import uuid
+from urllib.parse import urlparse
+
+import boto
+import boto3
+from boto.ec2.regioninfo import RegionInfo
+from botocore.config import Config
+
+from tests.support.allinone import AllInOne
+
+
+def boto3_ec2(url: str, access: str, secret: str, region: str = "nova") -> object:
+    """@return: a boto3 EC2 client for C{url} (no retries: errors show at once)."""
+    return boto3.client("ec2", endpoint_url=url, aws_access_key_id=access,
+                        aws_secret_access_key=secret, region_name=region,
+                        config=Config(retries={"max_attempts": 1}))
+
+
+def boto2_ec2(url: str, access: str, secret: str, path: str | None = None) -> object:
+    """@return: a boto 2 EC2 connection for C{url}."""
+    parsed = urlparse(url)
+    return boto.connect_ec2(access, secret, is_secure=False,
+                            region=RegionInfo(name="nova", endpoint=parsed.hostname),
+                            port=parsed.port, path=path or parsed.path)
+
+
+class Tenant:
+    """
+    A user of their own, in a project of their own, made with nova-manage.
+
+    @ivar user: the user id.
+    @ivar project: the project id.
+    @ivar access: the access key as a client sends it (C{access:project}).
+    """
+
+    def __init__(self, cloud: AllInOne, role: str | None = None) -> None:
+        suffix = uuid.uuid4().hex[:8]
+        self.cloud = cloud
+        self.user = f"user-{suffix}"
+        self.project = f"proj-{suffix}"
+        exports = cloud.nova_manage("user", "create", self.user).stdout
+        keys = dict(line[len("export "):].split("=", 1) for line in exports.splitlines()
+                    if line.startswith("export "))
+        self.access_key = keys["EC2_ACCESS_KEY"]
+        self.secret = keys["EC2_SECRET_KEY"]
+        self.access = f"{self.access_key}:{self.project}"
+        cloud.nova_manage("project", "create", self.project, self.user, "a test project")
+
+    def boto3(self) -> object:
+        return boto3_ec2(self.cloud.ec2_url, self.access, self.secret)
+
+    def boto2(self, path: str | None = None) -> object:
+        return boto2_ec2(self.cloud.ec2_url, self.access, self.secret, path)
+
+    def remove(self) -> None:
+        self.cloud.nova_manage("project", "delete", self.project, check=False)
+        self.cloud.nova_manage("user", "delete", self.user, check=False)
