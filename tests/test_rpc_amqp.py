@@ -113,7 +113,8 @@ class StartFailureTests(unittest.TestCase):
 
     async def test_wrong_password(self) -> None:
         config = attr.evolve(amqp_config(unique("nova-test")), amqp_password="wrong")
-        await self.assertStartFails(AMQPTransport(self.reactor, config), "wrong user")
+        await self.assertStartFails(AMQPTransport(self.reactor, config), "login as 'guest' refused",
+                                    "ACCESS_REFUSED")
 
     async def test_stop_while_starting(self) -> None:
         number = await self.fake_server("silent")

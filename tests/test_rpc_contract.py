@@ -177,6 +177,14 @@ class RPCContractTests:
         value = {"instance": "i-1", "ips": ["10.0.0.2"], "n": 3, "ok": True, "none": None}
         self.assertEqual(await client.call(topic, "echo", {"value": value}), value)
 
+    async def test_large_message(self) -> None:
+        # Larger than an AMQP frame (128 KiB on RabbitMQ): several body frames.
+        topic = self.new_topic()
+        await self.serve(topic)
+        client = await self.make_transport()
+        value = {"data": "é☁x" * 120000, "list": list(range(20000))}
+        self.assertEqual(await client.call(topic, "echo", {"value": value}), value)
+
     async def test_arguments_travel_as_json(self) -> None:
         topic = self.new_topic()
         await self.serve(topic)
