@@ -25,6 +25,7 @@ from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed25519, padding, rsa
+from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from nova import exception
@@ -52,23 +53,23 @@ def _colon_hex(digest: bytes) -> str:
     return ":".join(f"{byte:02x}" for byte in digest)
 
 
-def _ssh_blob(public_key: object) -> bytes:
-    line = public_key.public_bytes(  # type: ignore[attr-defined]
+def _ssh_blob(public_key: PublicKeyTypes) -> bytes:
+    line = public_key.public_bytes(
         serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
     return base64.b64decode(line.split()[1])
 
 
-def openssh_public_key(public_key: object) -> str:
+def openssh_public_key(public_key: PublicKeyTypes) -> str:
     """
     @param public_key: a C{cryptography} public key.
     @return: its one-line OpenSSH form, C{"ssh-rsa AAAA..."}, no comment.
     """
-    return public_key.public_bytes(  # type: ignore[attr-defined]
+    return public_key.public_bytes(
         serialization.Encoding.OpenSSH,
         serialization.PublicFormat.OpenSSH).decode("ascii")
 
 
-def sha256_fingerprint(public_key: object) -> str:
+def sha256_fingerprint(public_key: PublicKeyTypes) -> str:
     """
     The OpenSSH 6.8+ fingerprint AWS shows for ED25519 keys.
 
@@ -78,7 +79,7 @@ def sha256_fingerprint(public_key: object) -> str:
     return base64.b64encode(hashlib.sha256(_ssh_blob(public_key)).digest()).decode()
 
 
-def md5_public_fingerprint(public_key: object) -> str:
+def md5_public_fingerprint(public_key: PublicKeyTypes) -> str:
     """
     The fingerprint AWS shows for imported RSA keys: the MD5 of the DER
     SubjectPublicKeyInfo (C{openssl pkey -pubout -outform DER | openssl md5 -c}).
@@ -86,7 +87,7 @@ def md5_public_fingerprint(public_key: object) -> str:
     @param public_key: a C{cryptography} public key.
     @return: colon-separated lower-case hex.
     """
-    der = public_key.public_bytes(  # type: ignore[attr-defined]
+    der = public_key.public_bytes(
         serialization.Encoding.DER,
         serialization.PublicFormat.SubjectPublicKeyInfo)
     return _colon_hex(hashlib.md5(der, usedforsecurity=False).digest())
@@ -140,16 +141,18 @@ def generate_key_pair(key_type: str = "rsa", bits: int = 2048) -> tuple[str, str
         f"Value ({key_type}) for parameter KeyType is invalid: use rsa or ed25519")
 
 
-def _load_openssh_line(line: str) -> object:
+def _load_openssh_line(line: str) -> PublicKeyTypes:
     tokens = line.split()
     for index, token in enumerate(tokens[:-1]):
+        if token == "ssh-dss":
+            raise InvalidKeyFormat("DSA keys are not supported: use RSA or ED25519")
         if token in _SSH_TYPES:
             return serialization.load_ssh_public_key(
                 f"{token} {tokens[index + 1]}".encode("ascii"))
     raise InvalidKeyFormat("Key is not in valid OpenSSH public key format")
 
 
-def _load_rfc4716(text: str) -> object:
+def _load_rfc4716(text: str) -> PublicKeyTypes:
     body: list[str] = []
     continued = False
     for line in text.splitlines()[1:]:
@@ -160,18 +163,24 @@ def _load_rfc4716(text: str) -> object:
             continued = line.endswith("\\")
             continue
         body.append(line)
-    blob = base64.b64decode("".join(body), validate=True)
+    return _load_ssh_blob(base64.b64decode("".join(body), validate=True))
+
+
+def _load_ssh_blob(blob: bytes) -> PublicKeyTypes:
+    """Load an SSH wire-format public key (what an OpenSSH line base64-encodes)."""
     kind = blob[4:4 + int.from_bytes(blob[:4], "big")].decode("ascii")
+    if kind == "ssh-dss":
+        raise InvalidKeyFormat("DSA keys are not supported: use RSA or ED25519")
     return serialization.load_ssh_public_key(
         f"{kind} {base64.b64encode(blob).decode()}".encode("ascii"))
 
 
-def _load_public_key(text: str, nested: bool) -> object:
+def _load_public_key(text: str, nested: bool) -> PublicKeyTypes:
     if text.startswith("---- BEGIN SSH2 PUBLIC KEY"):
         return _load_rfc4716(text)
     if text.startswith("-----BEGIN"):
         return serialization.load_pem_public_key(text.encode("ascii"))
-    if text.split(None, 1)[0] in _SSH_TYPES or " ssh-" in text:
+    if any(token in _SSH_TYPES for token in text.split()):
         lines = [line for line in text.splitlines()
                  if line.strip() and not line.lstrip().startswith("#")]
         if len(lines) != 1:
@@ -182,6 +191,8 @@ def _load_public_key(text: str, nested: bool) -> object:
     decoded = base64.b64decode("".join(text.split()), validate=True)
     if decoded[:1] == b"\x30":
         return serialization.load_der_public_key(decoded)
+    if decoded[:3] == b"\x00\x00\x00":
+        return _load_ssh_blob(decoded)
     return _load_public_key(decoded.decode("ascii").strip(), nested=True)
 
 
@@ -190,8 +201,9 @@ def parse_public_key(material: bytes | str) -> tuple[str, str, str]:
     Read the public key an ImportKeyPair request carries.
 
     Accepts an OpenSSH public key line (C{ssh-rsa}, C{ssh-ed25519},
-    C{ecdsa-sha2-nistp256/384/521}, with or without comment), an RFC 4716
-    SSH2 public key, a PEM or base64 DER SubjectPublicKeyInfo, and any of the
+    C{ecdsa-sha2-nistp256/384/521}, with or without comment or
+    authorized_keys options), an RFC 4716 SSH2 public key, a PEM or base64
+    DER SubjectPublicKeyInfo, the bare base64 SSH key blob, and any of the
     text forms base64-encoded once more (the API's C{PublicKeyMaterial} is a
     base64 blob, which SDKs encode for the caller).
 
@@ -266,6 +278,13 @@ def _subject(**parts: str) -> x509.Name:
             "OU": NameOID.ORGANIZATIONAL_UNIT_NAME, "CN": NameOID.COMMON_NAME}
     return x509.Name([x509.NameAttribute(oids[key], value)
                       for key, value in parts.items()])
+
+
+def _key_usage(*enabled: str) -> x509.KeyUsage:
+    flags = ("digital_signature", "content_commitment", "key_encipherment",
+             "data_encipherment", "key_agreement", "key_cert_sign", "crl_sign",
+             "encipher_only", "decipher_only")
+    return x509.KeyUsage(**{flag: flag in enabled for flag in flags})
 
 
 def _write_atomic(path: Path, data: bytes, mode: int) -> None:
@@ -377,11 +396,8 @@ class CertificateAuthority:
                 .not_valid_after(now + datetime.timedelta(days=3650))
                 .add_extension(x509.BasicConstraints(ca=True, path_length=None),
                                critical=True)
-                .add_extension(x509.KeyUsage(
-                    digital_signature=True, content_commitment=False,
-                    key_encipherment=False, data_encipherment=False,
-                    key_agreement=False, key_cert_sign=True, crl_sign=True,
-                    encipher_only=False, decipher_only=False), critical=True)
+                .add_extension(_key_usage("digital_signature", "key_cert_sign",
+                                          "crl_sign"), critical=True)
                 .add_extension(x509.SubjectKeyIdentifier.from_public_key(public),
                                critical=False)
                 .sign(key, hashes.SHA256()))
@@ -421,7 +437,7 @@ class CertificateAuthority:
         stamp = issued.strftime("%Y%m%dT%H%M%SZ")
         subject = _subject(C="US", ST="California", L="MountainView", O="NOVA",
                            OU=project_id, CN=f"{user_id}-{stamp}")
-        ca_public = self._cert.public_key()
+        ca_public = self._key.public_key()
         cert = (x509.CertificateBuilder()
                 .subject_name(subject).issuer_name(self._cert.subject)
                 .public_key(key.public_key())
@@ -430,15 +446,12 @@ class CertificateAuthority:
                 .not_valid_after(issued + datetime.timedelta(days=days))
                 .add_extension(x509.BasicConstraints(ca=False, path_length=None),
                                critical=True)
-                .add_extension(x509.KeyUsage(
-                    digital_signature=True, content_commitment=False,
-                    key_encipherment=True, data_encipherment=False,
-                    key_agreement=False, key_cert_sign=False, crl_sign=False,
-                    encipher_only=False, decipher_only=False), critical=True)
+                .add_extension(_key_usage("digital_signature", "key_encipherment"),
+                               critical=True)
                 .add_extension(x509.ExtendedKeyUsage(
                     [ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
                 .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(
-                    ca_public), critical=False)  # type: ignore[arg-type]
+                    ca_public), critical=False)
                 .sign(self._key, hashes.SHA256()))
         key_pem = key.private_bytes(serialization.Encoding.PEM,
                                     serialization.PrivateFormat.TraditionalOpenSSL,

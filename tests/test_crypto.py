@@ -130,6 +130,11 @@ class ParsePublicKeyTests(unittest.TestCase):
                 + "\n---- END SSH2 PUBLIC KEY ----\n")
         self.assertEqual(crypto.parse_public_key(text.encode())[2], RSA_FINGERPRINT)
 
+    def test_bare_blob(self) -> None:
+        """The base64 key blob alone (the middle of an OpenSSH line)."""
+        self.assertEqual(crypto.parse_public_key(RSA_LINE.split()[1])[2],
+                         RSA_FINGERPRINT)
+
     def test_ecdsa(self) -> None:
         for curve in (ec.SECP256R1(), ec.SECP384R1(), ec.SECP521R1()):
             public = ec.generate_private_key(curve).public_key()
@@ -138,8 +143,11 @@ class ParsePublicKeyTests(unittest.TestCase):
 
     def test_authorized_keys_options(self) -> None:
         """A line with authorized_keys options still names its key."""
-        line = 'from="10.0.0.0/8" ' + ED25519_LINE
+        line = 'from="10.0.0.0/8",no-pty ' + ED25519_LINE
         self.assertEqual(crypto.parse_public_key(line.encode())[2], ED25519_FINGERPRINT)
+        public = ec.generate_private_key(ec.SECP256R1()).public_key()
+        self.assertEqual(crypto.parse_public_key(b"no-pty " + openssh(public))[0],
+                         "ecdsa")
 
     def assertRefused(self, material: bytes | str) -> None:
         error = self.assertRaises(crypto.InvalidKeyFormat, crypto.parse_public_key,
@@ -154,6 +162,7 @@ class ParsePublicKeyTests(unittest.TestCase):
             warnings.simplefilter("ignore", CryptographyDeprecationWarning)
             line = openssh(public)
         self.assertRefused(line)
+        self.assertRefused(line.split()[1])
         der = public.public_bytes(serialization.Encoding.DER,
                                   serialization.PublicFormat.SubjectPublicKeyInfo)
         self.assertRefused(base64.b64encode(der))

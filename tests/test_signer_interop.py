@@ -184,6 +184,26 @@ class Boto2Tests(unittest.TestCase):
         self.assertEqual(bucket, "bkt")
         self.check_s3(from_boto2(raw, virtual_bucket=bucket))
 
+    def test_s3_sigv4_handler(self) -> None:
+        """
+        boto's S3HmacAuthV4Handler (opt-in).  On the default port only: on
+        any other port boto 2.49 signs "host:port:port" (it appends the port
+        to a host that already carries it), which no server can match.
+        """
+        connection = boto.s3.connection.S3Connection(
+            ACCESS, SECRET, host="127.0.0.1", port=80, is_secure=False,
+            calling_format=boto.s3.connection.OrdinaryCallingFormat())
+        connection._auth_handler = boto.auth.S3HmacAuthV4Handler(
+            connection.host, boto.config, connection.provider,
+            service_name="s3", region_name="nova")
+        captured = capture_boto2(connection)
+        self.assertRaises(_Captured, connection.make_request, "PUT", "bkt",
+                          "a b/c$.txt", headers={"x-amz-meta-foo": "bar"},
+                          data=b"hello world", query_args="uploadId=x&partNumber=3")
+        creds = self.check_s3(from_boto2(captured[-1]))
+        self.assertEqual((creds.scheme, creds.region),
+                         (signer.Scheme.SIGV4_HEADER, "nova"))
+
     def test_s3_generate_url(self) -> None:
         """A SigV2 presigned URL from generate_url."""
         url = self.s3().generate_url(300, "GET", "bkt", "a b/c.txt")

@@ -56,6 +56,13 @@ class FromPartsTests(unittest.TestCase):
             "PUT", "/", {"Host": "h"}, b"a=1", form_body=True).body_params,
             (("a", "1"),))
 
+    def test_absolute_form_target(self) -> None:
+        req = signer.SignedRequest.from_parts("GET", "http://h:8773/a/b?x=1",
+                                              {"Host": "h:8773"})
+        self.assertEqual((req.path, req.query), ("/a/b", (("x", "1"),)))
+        req = signer.SignedRequest.from_parts("GET", "http://h?x=1", {"Host": "h"})
+        self.assertEqual((req.path, req.query), ("/", (("x", "1"),)))
+
     def test_empty_path(self) -> None:
         req = signer.SignedRequest.from_parts("GET", "", {"Host": "h"})
         self.assertEqual((req.path, req.raw_query), ("/", None))

@@ -177,8 +177,7 @@ def _identify_ec2_v2(params: dict[str, str]) -> Credentials:
         raise errors.IncompleteSignature(
             "Request must contain exactly one of Timestamp and Expires")
     when = timestamp if timestamp is not None else expires
-    assert when is not None
-    if parse_iso8601(when) is None:
+    if when is None or parse_iso8601(when) is None:
         raise errors.IncompleteSignature(
             f"Invalid {'Timestamp' if timestamp is not None else 'Expires'}"
             f" '{when}': use ISO 8601, e.g. 2011-10-03T15:19:30Z")
@@ -209,6 +208,7 @@ def identify_ec2(req: SignedRequest,
         unknown SignatureMethod.
     @raise errors.SignatureMismatch: the SigV4 scope does not fit the request.
     """
+    services = tuple(services)
     authorization = req.headers.get("authorization", "")
     if authorization.startswith("AWS4-"):
         try:

@@ -93,7 +93,8 @@ class SignedRequest:
         Build the view from what an HTTP server hands over.
 
         @param method: the HTTP verb.
-        @param uri: the request target as sent (C{/path?query}).
+        @param uri: the request target as sent (C{/path?query}; an absolute
+            C{http://host/path?query} target is reduced to its path and query).
         @param headers: the raw headers (see L{join_headers}).
         @param body: the whole body when it was read, else C{None} (its hash
             is then unknown; S3 streams bodies and checks the hash later).
@@ -104,6 +105,12 @@ class SignedRequest:
         @return: the request view.
         """
         text_uri = decode_wire(uri)
+        if text_uri.startswith(("http://", "https://")):
+            # absolute-form request target (RFC 9112 3.2.2): keep path+query
+            rest = text_uri.split("://", 1)[1]
+            cut = min((i for i in (rest.find("/"), rest.find("?")) if i != -1),
+                      default=len(rest))
+            text_uri = rest[cut:]
         path, sep, raw_query = text_uri.partition("?")
         folded = join_headers(headers)
         verb = decode_wire(method).upper()

@@ -104,7 +104,8 @@ def _v4_payload(req: SignedRequest, creds: Credentials) -> str:
 
 def _verify_v4(req: SignedRequest, creds: Credentials, secret_key: str,
                now: float, max_skew: float) -> None:
-    assert creds.scope is not None and creds.timestamp is not None
+    if creds.scope is None or creds.timestamp is None:
+        raise errors.IncompleteSignature("SigV4 credentials need a scope and a date")
     _check_v4_time(creds, now, max_skew)
     creq = canonical_request(req, creds.signed_headers, _v4_payload(req, creds),
                              s3=creds.service == "s3",
