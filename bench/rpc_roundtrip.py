@@ -54,7 +54,7 @@ def make_transport(reactor: Any, kind: str, exchange: str, broker: Any = None) -
     if kind == "local":
         return broker.connect()
     from nova.rpc.amqp import AMQPTransport
-    return AMQPTransport(reactor, amqp_config(exchange), heartbeat=int(os.environ.get("HB", "10")))
+    return AMQPTransport(reactor, amqp_config(exchange))
 
 
 class ServerProcess(protocol.ProcessProtocol):
@@ -103,8 +103,9 @@ async def measure(reactor: Any, client: Any, topic: str, calls: int, concurrency
                   deadline: float) -> dict[str, float]:
     ctx = RequestContext.system()
     payload = {"value": {"instance_id": "i-00000001", "state": "running"}}
-    for _ in range(min(200, calls)):  # warm-up
-        await client.call(topic, "echo", payload, ctx)
+    for _ in range(min(200, calls)):  # warm-up, and a check that answers are right
+        if await client.call(topic, "echo", payload, ctx) != payload["value"]:
+            raise AssertionError("wrong answer from the echo server")
     latencies = []
     for _ in range(calls):
         if time.monotonic() > deadline:
@@ -123,7 +124,8 @@ async def measure(reactor: Any, client: Any, topic: str, calls: int, concurrency
         nonlocal remaining, done
         while remaining > 0 and time.monotonic() < deadline:
             remaining -= 1
-            await client.call(topic, "echo", payload, ctx)
+            if await client.call(topic, "echo", payload, ctx) != payload["value"]:
+                raise AssertionError("wrong answer from the echo server")
             done += 1
 
     t0 = time.perf_counter()

@@ -18,7 +18,14 @@ from nova.rpc.amqp import AMQPTransport
 from nova.rpc.amqp_protocol import load_spec
 from nova.rpc.dispatcher import Dispatcher
 from nova.rpc.errors import BrokerUnavailable, TransportStopped
-from tests.test_rpc_contract import RABBIT_HINT, Recorder, amqp_config, amqp_port, unique
+from tests.test_rpc_contract import (
+    RABBIT_HINT,
+    Recorder,
+    amqp_config,
+    amqp_port,
+    require_rabbit,
+    unique,
+)
 
 
 class SpecTests(unittest.TestCase):
@@ -112,6 +119,7 @@ class StartFailureTests(unittest.TestCase):
         await self.assertStartFails(transport, f"127.0.0.1:{number}")
 
     async def test_wrong_password(self) -> None:
+        await require_rabbit(self, self.reactor)
         config = attr.evolve(amqp_config(unique("nova-test")), amqp_password="wrong")
         await self.assertStartFails(AMQPTransport(self.reactor, config), "login as 'guest' refused",
                                     "ACCESS_REFUSED")

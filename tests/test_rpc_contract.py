@@ -52,6 +52,17 @@ RABBIT_HINT = ("RabbitMQ is not answering at 127.0.0.1:{port}; start it (make te
                "rabbitmq-server -detached && rabbitmqctl -q await_startup): {error}")
 
 
+async def require_rabbit(test: unittest.TestCase, reactor: Any) -> None:
+    """Fail C{test} with instructions if RabbitMQ is not answering."""
+    probe = AMQPTransport(reactor, amqp_config(unique("nova-test")))
+    try:
+        await probe.start()
+    except BrokerUnavailable as e:
+        test.fail(RABBIT_HINT.format(port=amqp_port(), error=e))
+    await probe.delete_exchange()
+    await probe.stop()
+
+
 class Recorder:
     """A manager whose exposed methods record what reaches them."""
 

@@ -46,6 +46,8 @@ class RequestTests(unittest.TestCase):
         cases = [b"\xff", b"not json", b"[]", b"null", b"{}", b'{"method": ""}',
                  b'{"method": 1}', b'{"method": "m", "args": []}',
                  b'{"method": "m", "context": "x"}', b'{"method": "m", "msg_id": 5}',
+                 b'{"method": "m", "msg_id": ""}',
+                 b'{"method": "m", "reply_to": "' + b"r" * 256 + b'"}',
                  b"[" * 100000]
         for body in cases:
             with self.assertRaises(MalformedMessage, msg=body[:40]):
@@ -57,6 +59,12 @@ class RequestTests(unittest.TestCase):
             envelope.decode_request(body.encode())
         self.assertEqual((caught.exception.msg_id, caught.exception.reply_to),  # type: ignore[attr-defined]
                          ("a.1", "reply.y"))
+
+    def test_malformed_with_unusable_reply_address(self) -> None:
+        body = json.dumps({"method": 1, "msg_id": "a.1", "reply_to": "r" * 256})
+        with self.assertRaises(MalformedMessage) as caught:
+            envelope.decode_request(body.encode())
+        self.assertIsNone(caught.exception.reply_to)  # type: ignore[attr-defined]
 
     def test_null_args_are_empty(self) -> None:
         self.assertEqual(envelope.decode_request(b'{"method": "m", "args": null}').args, {})

@@ -186,3 +186,16 @@ class LocalTransportTests(unittest.TestCase):
         transport.start()
         self.successResultOf(d)
         self.successResultOf(transport.when_connected())
+
+
+class MakeTransportTests(unittest.TestCase):
+    def test_kind_follows_config(self) -> None:
+        from nova.rpc import make_transport
+        from nova.rpc.amqp import AMQPTransport
+
+        clock = task.Clock()
+        self.assertIsInstance(make_transport(clock, RpcConfig()), LocalBroker)
+        amqp = make_transport(clock, RpcConfig(transport="amqp", exchange="nova"))
+        self.assertIsInstance(amqp, AMQPTransport)
+        self.assertFalse(amqp.connected)
+        self.assertEqual(clock.getDelayedCalls(), [])

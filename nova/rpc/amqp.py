@@ -49,10 +49,17 @@ from nova.context import RequestContext
 from nova.rpc.amqp_connection import AMQPConnector, describe
 from nova.rpc.amqp_protocol import Delivery
 from nova.rpc.envelope import Request, check_topic, encode_request
-from nova.rpc.errors import BrokerUnavailable, ConnectionLost, NotConnected, TransportStopped
+from nova.rpc.errors import (
+    BrokerUnavailable,
+    ConnectionLost,
+    MalformedMessage,
+    NotConnected,
+    TransportStopped,
+)
 from nova.rpc.interfaces import IConsumer, IDispatcher, IRPCTransport
 from nova.rpc.pending import PendingCalls
 from nova.rpc.serving import handle_request
+
 
 @implementer(IConsumer)
 class AMQPConsumer:
@@ -94,7 +101,9 @@ class AMQPTransport:
         @param connect_timeout: seconds one connection attempt may take.
         @param retry_delay: first delay before reconnecting, doubled on every
             failed attempt up to C{max_retry_delay}.
+        @raise nova.rpc.errors.InvalidTopic: the exchange name is not valid.
         """
+        check_topic(config.exchange)
         self.reactor = reactor
         self.config = config
         self.pending = PendingCalls(reactor)
@@ -193,7 +202,10 @@ class AMQPTransport:
             return defer.fail(e)
         d = self.pending.add(msg_id, f"{topic}.{method}",
                              self.config.call_timeout if timeout is None else timeout)
-        self._publish(self.config.exchange, topic, body)
+        try:
+            self._publish(self.config.exchange, topic, body)
+        except Exception as e:
+            self.pending.fail(msg_id, e)
         return d
 
     def cast(self, topic: str, method: str, args: dict[str, Any],
@@ -207,7 +219,10 @@ class AMQPTransport:
         return defer.succeed(None)
 
     def _send_reply(self, reply_to: str, body: bytes) -> None:
-        self._publish("", reply_to, body)
+        try:
+            self._publish("", reply_to, body)
+        except ValueError as e:  # a reply_to no queue can be named
+            raise MalformedMessage(f"cannot reply to {reply_to[:40]!r}: {e}") from None
 
     # Receiving.
 
@@ -240,6 +255,9 @@ class AMQPTransport:
         self._consumers.pop(consumer.tag, None)
         channel = self._connector.channel
         if channel is not None and not channel.closed:
+            # deliveries racing the cancel are requeued by _on_deliver, without
+            # a second basic.cancel
+            self._cancelled.add((id(channel), consumer.tag))
             try:
                 await channel.basic_cancel(consumer_tag=consumer.tag)
             except Exception as e:  # connection gone: nothing left to cancel
@@ -260,10 +278,12 @@ class AMQPTransport:
                 self._cancelled.add((id(channel), tag))
                 channel.basic_cancel(consumer_tag=tag).addErrback(_ignore)
             return
-        handle_request(msg.body, consumer.topic, consumer.dispatcher, self._send_reply).addCallback(
+        handle_request(msg.body, consumer.topic, consumer.dispatcher, self._send_reply).addBoth(
             self._ack, channel, msg.delivery_tag)
 
-    def _ack(self, _: None, channel: AMQChannel, delivery_tag: int) -> None:
+    def _ack(self, result: object, channel: AMQChannel, delivery_tag: int) -> None:
+        if isinstance(result, Failure):  # a bug: handle_request never fails
+            self.log.failure("handling an RPC request", result)
         # A delivery tag is only valid on the channel that delivered it.
         if channel is self._connector.channel and not channel.closed:
             channel.client.ack(channel.id, delivery_tag)

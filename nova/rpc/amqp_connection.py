@@ -214,7 +214,8 @@ class AMQPConnector:
         timer = self.reactor.callLater(self._connect_timeout, too_slow)
         try:
             await connecting
-            await client.authenticate(self.config.amqp_user, self.config.amqp_password)
+            await client.authenticate(self.config.amqp_user, self.config.amqp_password,
+                                      mechanism="PLAIN")
             channel = await client.channel(1)
             await channel.channel_open()
             await channel.basic_qos(prefetch_count=self._prefetch)
@@ -232,8 +233,10 @@ class AMQPConnector:
                 raise TransportStopped("RPC transport stopped while connecting") from None
             why = describe(e)
             if client.phase == "login":
-                why = (f"the broker closed the connection at login: wrong user "
-                       f"{self.config.amqp_user!r} or password? ({why})")
+                user = self.config.amqp_user
+                why = (f"login as {user!r} refused ({why})" if why.startswith("broker said")
+                       else f"the broker closed the connection at login: wrong user {user!r}"
+                            f" or password? ({why})")
             raise BrokerUnavailable(
                 f"cannot connect to the AMQP broker at {self.where}: {why}") from None
         finally:

@@ -106,10 +106,17 @@ def encode_request(request: Request) -> bytes:
     )
 
 
-def _optional_str(data: dict[str, Any], key: str) -> str | None:
+def _address(value: object) -> str | None:
+    """A msg_id or reply_to that can be used: a short, non-empty string."""
+    if isinstance(value, str) and 0 < len(value) <= 255:
+        return value
+    return None
+
+
+def _optional_address(data: dict[str, Any], key: str) -> str | None:
     value = data.get(key)
-    if value is not None and not isinstance(value, str):
-        raise MalformedMessage(f"request field {key!r} must be a string or null")
+    if value is not None and _address(value) is None:
+        raise MalformedMessage(f"request field {key!r} must be a short string or null")
     return value
 
 
@@ -125,8 +132,7 @@ def decode_request(body: bytes | str) -> Request:
     data = _loads(body)
     if not isinstance(data, dict):
         raise MalformedMessage("request is not a JSON object")
-    msg_id = data.get("msg_id") if isinstance(data.get("msg_id"), str) else None
-    reply_to = data.get("reply_to") if isinstance(data.get("reply_to"), str) else None
+    msg_id, reply_to = _address(data.get("msg_id")), _address(data.get("reply_to"))
     try:
         method = data.get("method")
         if not isinstance(method, str) or not method:
@@ -143,8 +149,8 @@ def decode_request(body: bytes | str) -> Request:
             method=method,
             args=args,
             context=context,
-            msg_id=_optional_str(data, "msg_id"),
-            reply_to=_optional_str(data, "reply_to"),
+            msg_id=_optional_address(data, "msg_id"),
+            reply_to=_optional_address(data, "reply_to"),
         )
     except MalformedMessage as e:
         e.msg_id, e.reply_to = msg_id, reply_to  # type: ignore[attr-defined]
