@@ -21,8 +21,7 @@ from nova.config import NovaConfig
 from nova.crypto import CertificateAuthority
 from nova.datastore.redis import RedisDatastore
 from nova.datastore.repositories import KeyPairRepository, ServiceRepository
-from nova.rpc.amqp import AMQPTransport
-from nova.rpc.local import LocalBroker
+from nova.rpc import make_transport
 
 T = TypeVar("T")
 
@@ -65,7 +64,7 @@ class NovaServer:
                 self._datastore = store
                 self._opened.append(store.close)
             if self._rpc is None:
-                self._rpc = self._make_rpc()
+                self._rpc = make_transport(self.reactor, self.config.rpc)
                 await self._rpc.start()
                 self._opened.append(self._rpc.stop)
             await self._open_auth()
@@ -87,11 +86,6 @@ class NovaServer:
         self._opened.append(self._directory.close)
         self._auth = AuthManager(LdapDriver(self._directory.base), self.reactor)
         self._ca = await self.run_in_thread(CertificateAuthority, self.config.ca_dir)
-
-    def _make_rpc(self) -> Any:
-        if self.config.rpc.transport == "amqp":
-            return AMQPTransport(self.reactor, self.config.rpc)
-        return LocalBroker(self.reactor, self.config.rpc)
 
     async def close(self) -> None:
         """Disconnect everything L{open} connected, last first."""

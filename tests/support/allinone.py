@@ -59,7 +59,7 @@ class AllInOne:
     @ivar ec2_port: its EC2 API port on 127.0.0.1.
     """
 
-    def __init__(self, extra_config: str = "") -> None:
+    def __init__(self, extra_config: str = "", host: str = "functional-test") -> None:
         self.base = Path(tempfile.mkdtemp(prefix="nova-func-"))
         self.state_dir = self.base / "state"
         self.ec2_port = free_port()
@@ -69,7 +69,7 @@ class AllInOne:
         self.config_path.write_text(
             "[nova]\n"
             f"state_dir = {self.state_dir}\n"
-            "host = functional-test\n"
+            f"host = {host}\n"
             "[api]\n"
             f"ec2_port = {self.ec2_port}\n"
             "[objectstore]\n"
@@ -82,6 +82,7 @@ class AllInOne:
             "report_interval = 2\n"
             + extra_config
         )
+        self.host = host
         self.log_path = self.base / "twistd.log"
         self.process: subprocess.Popen[bytes] | None = None
 
