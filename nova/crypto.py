@@ -17,7 +17,6 @@ import fcntl
 import hashlib
 import os
 import re
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -29,6 +28,7 @@ from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from nova import exception
+from nova.utils.files import write_atomically
 
 #: Largest public key material ImportKeyPair accepts, in bytes.
 MAX_PUBLIC_KEY_MATERIAL = 16 * 1024
@@ -287,27 +287,6 @@ def _key_usage(*enabled: str) -> x509.KeyUsage:
     return x509.KeyUsage(**{flag: flag in enabled for flag in flags})
 
 
-def _write_atomic(path: Path, data: bytes, mode: int) -> None:
-    temp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(temp, mode)
-        os.replace(temp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temp)
-        raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
-
-
 def _utcnow(now: datetime.datetime | None) -> datetime.datetime:
     return now if now is not None else datetime.datetime.now(datetime.timezone.utc)
 
@@ -369,7 +348,7 @@ class CertificateAuthority:
                               " missing: restore the key or remove both")
         else:
             key = rsa.generate_private_key(public_exponent=65537, key_size=key_size)
-            _write_atomic(key_path, key.private_bytes(
+            write_atomically(key_path, key.private_bytes(
                 serialization.Encoding.PEM,
                 serialization.PrivateFormat.TraditionalOpenSSL,
                 serialization.NoEncryption()), 0o600)
@@ -380,7 +359,7 @@ class CertificateAuthority:
             return key, cert
         # A key without a certificate: a crash between the two writes.
         cert = self._self_signed(key, common_name, now)
-        _write_atomic(cert_path, cert.public_bytes(serialization.Encoding.PEM), 0o644)
+        write_atomically(cert_path, cert.public_bytes(serialization.Encoding.PEM), 0o644)
         return key, cert
 
     @staticmethod

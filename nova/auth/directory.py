@@ -14,8 +14,6 @@ client. L{open_directory} picks one from the C{[ldap]} configuration.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 from typing import Any, Awaitable, Callable, TypeVar
 
@@ -28,6 +26,7 @@ from twisted.python.failure import Failure
 from nova.auth.errors import DirectoryError, DirectoryUnavailable
 from nova.auth.ldaplayout import text
 from nova.auth.remote import RemoteDirectory, connect_remote
+from nova.utils.files import write_atomically
 
 __all__ = ["EmbeddedDirectory", "RemoteDirectory", "connect_remote", "open_directory",
            "thread_runner", "inline_runner"]
@@ -173,30 +172,6 @@ def _read(path: Path) -> bytes | None:
         return None
 
 
-def _write_atomically(path: Path, data: bytes) -> None:
-    """Write C{data} to a temporary file, fsync it, rename it over C{path}."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        # the file holds every secret key: owner only (mkstemp's default 0600)
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)  # make the rename itself durable
-    finally:
-        os.close(dir_fd)
-
-
 class EmbeddedDirectory:
     """
     An ldaptor in-memory tree persisted as one LDIF file.
@@ -261,7 +236,7 @@ class EmbeddedDirectory:
             included = self._changes
             data = self.to_ldif()  # a snapshot, taken on the reactor thread
             try:
-                await self._run(lambda: _write_atomically(self.path, data))
+                await self._run(lambda: write_atomically(self.path, data, mode=0o600))
             except OSError as e:
                 raise DirectoryUnavailable(f"Cannot write {self.path}: {e}") from e
             self._saved = included

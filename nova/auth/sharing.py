@@ -35,6 +35,7 @@ from nova.auth.directory import EmbeddedDirectory, thread_runner
 from nova.auth.errors import DirectoryUnavailable
 from nova.auth.remote import connect_remote
 from nova.config import NovaConfig
+from nova.utils.files import write_atomically
 
 log = Logger()
 
@@ -119,16 +120,6 @@ def _try_lock(path: Path) -> int | None:
     return fd
 
 
-def _write_private(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
 async def open_directory(reactor: Any, config: NovaConfig, serve: bool) -> OpenDirectory:
     """
     Open the directory C{config} names.
@@ -171,9 +162,10 @@ async def open_directory(reactor: Any, config: NovaConfig, serve: bool) -> OpenD
                 await port.stopListening()
 
             closers.append(stop_serving)
-            _write_private(endpoint_file, json.dumps({
+            write_atomically(endpoint_file, json.dumps({
                 "url": f"ldap://127.0.0.1:{port.getHost().port}",
-                "bind_dn": SERVICE_BIND_DN, "password": password, "pid": os.getpid()}))
+                "bind_dn": SERVICE_BIND_DN, "password": password, "pid": os.getpid()}).encode(),
+                mode=0o600)
     except BaseException:
         for close in reversed(closers):
             await close()

@@ -48,7 +48,7 @@ from nova.config import RpcConfig
 from nova.context import RequestContext
 from nova.rpc.amqp_connection import AMQPConnector, describe
 from nova.rpc.amqp_protocol import Delivery
-from nova.rpc.envelope import Request, check_topic, encode_request
+from nova.rpc.envelope import check_topic, request_body
 from nova.rpc.errors import (
     BrokerUnavailable,
     ConnectionLost,
@@ -185,10 +185,7 @@ class AMQPTransport:
 
     def _request(self, topic: str, method: str, args: dict[str, Any],
                  context: RequestContext | None, msg_id: str | None) -> bytes:
-        check_topic(topic)
-        return encode_request(Request(
-            method=method, args=args, context=context.to_dict() if context else None,
-            msg_id=msg_id, reply_to=self.reply_queue if msg_id else None))
+        return request_body(topic, method, args, context, msg_id, self.reply_queue)
 
     def call(self, topic: str, method: str, args: dict[str, Any],
              context: RequestContext | None = None,

@@ -19,6 +19,7 @@ from typing import Any
 
 import attr
 
+from nova.context import RequestContext
 from nova.exception import NovaError, RemoteError
 from nova.rpc.errors import InvalidTopic, MalformedMessage, MessageEncodingError
 
@@ -118,6 +119,21 @@ def _optional_address(data: dict[str, Any], key: str) -> str | None:
     if value is not None and _address(value) is None:
         raise MalformedMessage(f"request field {key!r} must be a short string or null")
     return value
+
+
+def request_body(topic: str, method: str, args: dict[str, Any],
+                 context: RequestContext | None, msg_id: str | None,
+                 reply_to: str | None) -> bytes:
+    """
+    The wire form of a call (with C{msg_id} and C{reply_to}) or a cast (without).
+
+    @raise InvalidTopic: C{topic} is not a valid topic.
+    @raise MessageEncodingError: C{args} cannot be sent as JSON.
+    """
+    check_topic(topic)
+    return encode_request(Request(
+        method=method, args=args, context=context.to_dict() if context else None,
+        msg_id=msg_id, reply_to=reply_to if msg_id else None))
 
 
 def decode_request(body: bytes | str) -> Request:

@@ -31,7 +31,7 @@ from zope.interface import implementer
 
 from nova.config import RpcConfig
 from nova.context import RequestContext
-from nova.rpc.envelope import Request, check_topic, encode_request
+from nova.rpc.envelope import check_topic, request_body
 from nova.rpc.errors import NotConnected, TransportStopped
 from nova.rpc.interfaces import IConsumer, IDispatcher, IRPCTransport
 from nova.rpc.pending import PendingCalls
@@ -245,10 +245,7 @@ class LocalTransport:
                  context: RequestContext | None, msg_id: str | None) -> bytes:
         if not self._started:
             raise NotConnected("RPC transport is not started")
-        check_topic(topic)
-        return encode_request(Request(
-            method=method, args=args, context=context.to_dict() if context else None,
-            msg_id=msg_id, reply_to=self.reply_queue if msg_id else None))
+        return request_body(topic, method, args, context, msg_id, self.reply_queue)
 
     def call(self, topic: str, method: str, args: dict[str, Any],
              context: RequestContext | None = None,
