@@ -16,6 +16,7 @@ from twisted.logger import Logger
 
 from nova.auth.errors import ProjectNotFound, UserNotFound
 from nova.auth.credentials import novarc
+from nova.config import NovaConfig
 from nova.server import NovaServer
 from nova.tap.components import admin_controller, api_components, endpoints_of
 from nova.tap.options import NovaOptions
@@ -76,6 +77,12 @@ def write_unpacked(folder: Path, zipped: bytes) -> None:
             write_atomically(folder / name, archive.read(name), mode=0o600)
 
 
+def forget_credentials(config: NovaConfig) -> None:
+    """Remove the last run's novarc: until this run writes it, the cloud is not up."""
+    (config.creds_dir / "novarc").unlink(missing_ok=True)
+
+
 def makeService(options: Options) -> IService:  # noqa: N802 (twistd's name)
     from twisted.internet import reactor
-    return NovaProcess(reactor, options.config(), allinone_components, after_start=bootstrap)
+    return NovaProcess(reactor, options.config(), allinone_components, after_start=bootstrap,
+                       before_start=forget_credentials)

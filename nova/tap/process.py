@@ -59,15 +59,18 @@ class NovaProcess(MultiService):
         first-start set-up and credentials).
     @param serve_directory: own and serve the embedded directory (long-running
         processes do).
+    @param before_start: runs first, before anything is started.
     """
 
     def __init__(self, reactor: Any, config: NovaConfig, components: Components,
-                 after_start: AfterStart | None = None, serve_directory: bool = True) -> None:
+                 after_start: AfterStart | None = None, serve_directory: bool = True,
+                 before_start: Callable[[NovaConfig], None] | None = None) -> None:
         super().__init__()
         self.reactor = reactor
         self.config = config
         self._components = components
         self._after_start = after_start
+        self._before_start = before_start
         self._serve_directory = serve_directory
         self.server: NovaServer | None = None
         self._children: list[IService] = []
@@ -82,6 +85,8 @@ class NovaProcess(MultiService):
 
     async def _start(self) -> None:
         self.config.state_dir.mkdir(parents=True, exist_ok=True)
+        if self._before_start is not None:
+            self._before_start(self.config)
         if self.config.redis.spawn:
             self._redis = redis_child(self.reactor, self.config)
             await self._redis.start()
