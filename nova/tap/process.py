@@ -124,7 +124,7 @@ class NovaProcess(MultiService):
             await defer.Deferred.fromCoroutine(_settled(self.started))
         for child in reversed(self._children):
             try:
-                await child.stopService()
+                await defer.maybeDeferred(child.stopService)
             except Exception:
                 log.failure("stopping {child} failed", child=child)
         self._children.clear()

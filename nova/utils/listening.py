@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from twisted.application.service import Service
-from twisted.internet import defer, endpoints
+from twisted.internet import defer, endpoints, error
 from twisted.internet.interfaces import IListeningPort
 
 from nova.exception import NovaError
@@ -36,14 +36,19 @@ class ListeningService(Service):
         return port
 
     async def whenReady(self) -> None:
-        """Return once listening; raise a clear error when the port cannot be had."""
+        """
+        Return once listening.
+
+        @raise NovaError: the port cannot be had (in use, no permission).
+        """
         assert self._listening is not None
         d: defer.Deferred[Any] = defer.Deferred()
         self._listening.addBoth(lambda r: (d.callback(r), r)[1])
-        result = await d
-        if not IListeningPort.providedBy(result):
+        try:
+            await d
+        except error.CannotListenError as e:
             raise NovaError(f"{self.name} cannot listen on {self._where}: "
-                            f"{getattr(result, 'value', result)}")
+                            f"{e.socketError}") from None
 
     def stopService(self) -> defer.Deferred[None] | None:
         super().stopService()
