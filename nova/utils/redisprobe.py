@@ -32,8 +32,11 @@ class _Ping(protocol.Protocol):
 async def redis_answers(reactor: Any, host: str, port: int) -> bool:
     """@return: whether a Redis server at C{host:port} answers PING (even with an error)."""
     endpoint = endpoints.TCP4ClientEndpoint(reactor, host, port, timeout=2)
+    ping = _Ping()
+    factory = protocol.Factory.forProtocol(lambda: ping)
+    factory.noisy = False  # probed every 50 ms at start-up: keep the log readable
     try:
-        ping = await endpoints.connectProtocol(endpoint, _Ping())
+        await endpoint.connect(factory)
         reply = await ping.answered
     except Exception:
         return False
