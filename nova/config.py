@@ -47,6 +47,11 @@ class ObjectStoreConfig:
 
     listen: str = "127.0.0.1"
     port: int = 3333
+    #: virtual-host addressing: a request to C{<bucket>.<suffix>} names the
+    #: bucket in its Host header (e.g. C{s3.nova.local}); empty: path style only
+    virtual_host_suffix: str = ""
+    #: largest single PUT (and multipart object), bytes: S3's 5 GiB
+    max_object_size: int = 5 * 1024 ** 3
 
 
 @attr.s(frozen=True, auto_attribs=True, kw_only=True)
@@ -127,6 +132,11 @@ class NovaConfig:
     def creds_dir(self) -> Path:
         """@return: where the all-in-one writes novarc and the credentials zip."""
         return self.state_dir / "creds"
+
+    @property
+    def objectstore_dir(self) -> Path:
+        """@return: where the object store keeps bodies (objects, parts, temporary files)."""
+        return self.state_dir / "objectstore"
 
     @property
     def ca_dir(self) -> Path:
