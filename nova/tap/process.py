@@ -34,8 +34,12 @@ def redis_child(reactor: Any, config: NovaConfig) -> ChildProcessService:
     argv = ["redis-server", "--bind", config.redis.host, "--port", str(config.redis.port),
             "--dir", str(data_dir.resolve()), "--appendonly", "yes", "--save", "",
             "--daemonize", "no", "--protected-mode", "yes", "--logfile", "redis.log"]
-    executable = _which("redis-server")
-    argv[0] = executable
+    argv[0] = _which("redis-server")
+    setpriv = _which("setpriv")
+    if os.path.isabs(setpriv):
+        # If this process is killed outright (SIGKILL), its redis-server must
+        # not outlive it: setpriv asks the kernel to TERM the child then.
+        argv = [setpriv, "--pdeathsig", "TERM", "--"] + argv
     return ChildProcessService(
         reactor, "redis-server", argv,
         ready=lambda: wait_for_redis(reactor, config.redis.host, config.redis.port, timeout=30))
