@@ -291,6 +291,49 @@ class DatastoreContractMixin:
         self.assertEqual(await self.store.zscore("z", "x"), stamp)
         self.assertEqual(await self.store.zrangebyscore("z", stamp, stamp), ["x"])
 
+    async def test_zrangebylex(self) -> None:
+        # UTF-8 byte order, not code-point-of-UTF-16 or locale order
+        members = ["b", "a", "ab", "a/b", "a\x00", "\u00e9", "\uffff", "\U0001f600", "Z", ""]
+        await self.store.zadd("lex", {m: 0 for m in members})
+        ordered = sorted(members, key=lambda m: m.encode("utf-8"))
+        self.assertEqual(await self.store.zrangebylex("lex"), ordered)
+        self.assertEqual(await self.store.zrangebylex("lex", "[a", "(b"),
+                         ["a", "a\x00", "a/b", "ab"])
+        self.assertEqual(await self.store.zrangebylex("lex", "(a", "[b"), ["a\x00", "a/b", "ab", "b"])
+        self.assertEqual(await self.store.zrangebylex("lex", "-", "(a"), ["", "Z"])
+        self.assertEqual(await self.store.zrangebylex("lex", "[a", "+", offset=2, count=3),
+                         ["a/b", "ab", "b"])
+        self.assertEqual(await self.store.zrangebylex("lex", "(b", "+", offset=0, count=-1),
+                         ["\u00e9", "\uffff", "\U0001f600"])
+        # a bytes bound past every member starting with "a"
+        self.assertEqual(await self.store.zrangebylex("lex", b"(a\xff", "+", 0, 2),
+                         ["b", "\u00e9"])
+        self.assertEqual(await self.store.zrangebylex("lex", "[a", b"(a\xff"),
+                         ["a", "a\x00", "a/b", "ab"])
+        self.assertEqual(await self.store.zrangebylex("lex", "+", "-"), [])
+        self.assertEqual(await self.store.zrangebylex("lex", "[c", "[b"), [])
+        self.assertEqual(await self.store.zrangebylex("missing"), [])
+        await self.assertFails(ValueError, self.store.zrangebylex("lex", "a", "+"))
+        await self.assertFails(ValueError, self.store.zrangebylex("lex", "-", "+", offset=1))
+
+    async def test_zrangebylex_follows_writes(self) -> None:
+        await self.store.zadd("lex", {f"k{i:03d}": 0 for i in range(100)})
+        self.assertEqual(await self.store.zrangebylex("lex", "(k010", "+", 0, 2), ["k011", "k012"])
+        await self.store.zadd("lex", {"k010a": 0})
+        await self.store.zrem("lex", "k011")
+        self.assertEqual(await self.store.zrangebylex("lex", "(k010", "+", 0, 2), ["k010a", "k012"])
+        await self.store.zrem("lex", *[f"k{i:03d}" for i in range(100)])
+        self.assertEqual(await self.store.zrangebylex("lex"), ["k010a"])
+        await self.store.delete("lex")
+        await self.store.zadd("lex", {"new": 0})
+        self.assertEqual(await self.store.zrangebylex("lex"), ["new"])
+
+    async def test_hmget(self) -> None:
+        await self.store.hset("h", {"a": "1", "b": "\u00e9"})
+        self.assertEqual(await self.store.hmget("h", "b", "zz", "a"), ["\u00e9", None, "1"])
+        self.assertEqual(await self.store.hmget("missing", "a"), [None])
+        self.assertEqual(await self.store.hmget("h"), [])
+
     async def test_wrong_type(self) -> None:
         await self.store.set("k", "v")
         await self.store.sadd("s", "m")

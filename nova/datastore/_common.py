@@ -114,6 +114,42 @@ def parse_bound(bound: float | int | str) -> tuple[float, bool]:
     return value, exclusive
 
 
+def parse_lex_bound(bound: str | bytes) -> tuple[int, bytes, bool]:
+    """
+    Read a ZRANGEBYLEX bound.
+
+    @param bound: C{"-"}, C{"+"}, C{"[x"} or C{"(x"}, as str or bytes.
+    @return: C{(infinity, value, exclusive)}: C{infinity} is -1 for C{"-"}
+        (below every member), +1 for C{"+"} (above every member), 0 for a
+        value bound, whose bytes are C{value}.
+    @raise ValueError: a malformed bound.
+    @raise TypeError: neither str nor bytes.
+    """
+    if isinstance(bound, str):
+        raw = bound.encode("utf-8")
+    elif isinstance(bound, bytes):
+        raw = bound
+    else:
+        raise TypeError(f"lex bound must be str or bytes, not {type(bound).__name__}")
+    if raw == b"-":
+        return -1, b"", False
+    if raw == b"+":
+        return 1, b"", False
+    if raw[:1] not in (b"[", b"("):
+        raise ValueError(f"not a lex bound (it must be '-', '+', or start with '[' or '('): "
+                         f"{bound!r}")
+    return 0, raw[1:], raw[:1] == b"("
+
+
+def format_lex_bound(bound: str | bytes) -> bytes:
+    """
+    @return: C{bound} as Redis reads it (bytes, so that it may hold any byte).
+    @raise ValueError: a malformed bound.
+    """
+    parse_lex_bound(bound)  # validate, as the in-memory store does
+    return bound.encode("utf-8") if isinstance(bound, str) else bound
+
+
 def check_limit(offset: int | None, count: int | None) -> None:
     """@raise ValueError: C{offset} without C{count}."""
     if offset is not None and count is None:

@@ -213,6 +213,26 @@ class IDatastore(Interface):
     async def zrangebyscore_withscores(key, min="-inf", max="+inf", offset=None, count=None):
         """@return: like L{zrangebyscore}, as C{(member, score)} tuples."""
 
+    async def zrangebylex(key, min="-", max="+", offset=None, count=None):
+        """
+        Members between two bounds in byte order of their UTF-8 encoding (the
+        order Redis gives when every member has the same score, which is how
+        a lexicographic index is kept: C{zadd(key, {member: 0})}).
+
+        @param min: C{"-"} (no lower bound), C{"[x"} (from C{x}, inclusive) or
+            C{"(x"} (after C{x}). A C{bytes} bound is allowed too, so that a
+            bound can hold bytes no UTF-8 string has: C{b"(" + p + b"\\xff"}
+            is just past every member that starts with C{p}.
+        @param max: C{"+"} (no upper bound), C{"[x"} or C{"(x"}; str or bytes.
+        @param offset: how many matches to skip (needs C{count}).
+        @param count: at most this many members.
+        @return: a C{list} of members, in byte order.
+        @raise ValueError: a malformed bound.
+        """
+
+    async def hmget(key, *fields):
+        """@return: a list with the value (or C{None}) of each field of a hash."""
+
     async def scan(pattern="*"):
         """
         The keys under this client's prefix that match a Redis glob pattern.

@@ -77,3 +77,66 @@ def services() -> str:
 def counter(name: str) -> str:
     """@return: an INCR counter, e.g. for sequential ids."""
     return f"counter:{part(name)}"
+
+
+# -- object store (S3 buckets, the listing index, multipart uploads) -----------
+#
+# The bodies live on the filesystem (nova.objectstore.store); these keys hold
+# what is needed to find and list them quickly. A bucket record is written
+# with its membership of the two bucket index sets in one transaction; an
+# object's entry in the bucket's lexicographic index and its summary are
+# written together (ZADD + HSET in one MULTI).
+
+def s3_bucket(name: str) -> str:
+    """@return: the key holding a bucket's record (JSON)."""
+    return f"s3:bucket:{part(name)}"
+
+
+def s3_buckets() -> str:
+    """@return: the index set of every bucket; members are L{s3_bucket} keys."""
+    return "s3:buckets"
+
+
+def s3_buckets_of_project(project_id: str) -> str:
+    """@return: the index set of a project's buckets; members are L{s3_bucket} keys."""
+    return f"s3:buckets:{part(project_id)}"
+
+
+def s3_object_index(bucket: str) -> str:
+    """
+    @return: the sorted set of a bucket's object keys, every score 0, so that
+        ZRANGEBYLEX lists them in UTF-8 byte order (S3's listing order).
+    """
+    return f"s3:objects:{part(bucket)}"
+
+
+def s3_object_summaries(bucket: str) -> str:
+    """
+    @return: the hash from object key to its listing summary (JSON: size,
+        etag, time, owner), written with the L{s3_object_index} entry.
+    """
+    return f"s3:summaries:{part(bucket)}"
+
+
+def s3_upload(upload_id: str) -> str:
+    """@return: the key holding a multipart upload's record (JSON)."""
+    return f"s3:upload:{part(upload_id)}"
+
+
+def s3_uploads_of_bucket(bucket: str) -> str:
+    """@return: the index set of a bucket's uploads in progress; members are L{s3_upload} keys."""
+    return f"s3:uploads:{part(bucket)}"
+
+
+def s3_parts(upload_id: str) -> str:
+    """@return: the hash from part number (decimal) to the part's record (JSON)."""
+    return f"s3:parts:{part(upload_id)}"
+
+
+def s3_clean_token() -> str:
+    """
+    @return: the key holding the token the object store wrote at its last
+        clean shutdown (the same token is in a marker file next to the bodies;
+        when they differ, the next start reconciles the index with the files).
+    """
+    return "s3:clean-shutdown"

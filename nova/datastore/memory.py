@@ -23,7 +23,7 @@ from zope.interface import implementer
 from nova.config import RedisConfig
 from nova.datastore._common import (WriteQueue, check_ex, check_int, check_key_list, check_limit, check_score,
                                     check_str, check_strs, escape_glob, glob_to_regex,
-                                    parse_bound, raise_first)
+                                    parse_bound, parse_lex_bound, raise_first)
 from nova.datastore.errors import DatastoreError, DatastoreUnavailable
 from nova.datastore.interfaces import IDatastore, ITransaction
 from nova.datastore.memory_server import MemoryServer
@@ -205,6 +205,10 @@ class MemoryDatastore:
         """See L{IDatastore.hgetall}."""
         return self._server.hgetall(self._k(key))
 
+    async def hmget(self, key: str, *fields: str) -> list[str | None]:
+        """See L{IDatastore.hmget}."""
+        return self._server.hmget(self._k(key), check_strs("field", fields))
+
     async def hdel(self, key: str, *fields: str) -> int:
         """See L{IDatastore.hdel}."""
         return self._server.hdel(self._k(key), *check_strs("field", fields))
@@ -266,6 +270,17 @@ class MemoryDatastore:
         parse_bound(max)
         check_limit(offset, count)
         return self._server.zrangebyscore(self._k(key), min, max, offset, count)
+
+    async def zrangebylex(self, key: str, min: str | bytes = "-", max: str | bytes = "+",
+                          offset: int | None = None, count: int | None = None) -> list[str]:
+        """See L{IDatastore.zrangebylex}."""
+        parse_lex_bound(min)
+        parse_lex_bound(max)
+        check_limit(offset, count)
+        if count is not None:
+            check_int("count", count)
+            check_int("offset", offset or 0)
+        return self._server.zrangebylex(self._k(key), min, max, offset, count)
 
     async def scan(self, pattern: str = "*") -> list[str]:
         """See L{IDatastore.scan}."""

@@ -12,16 +12,21 @@ from __future__ import annotations
 
 import builtins
 
+import bisect
 import random
 import re
 from typing import Any, Callable, Iterable
 
 from twisted.internet.interfaces import IReactorTime
 
-from nova.datastore._common import parse_bound
+from nova.datastore._common import parse_bound, parse_lex_bound
 from nova.datastore.errors import DatastoreError
 
 _WRONGTYPE = "WRONGTYPE Operation against a key holding the wrong kind of value"
+
+#: a ZADD or ZREM of at most this many members updates a sorted set's
+#: byte-ordered view in place; a bigger one drops it (rebuilt on the next read)
+_LEX_PATCH_LIMIT = 64
 
 #: the type of the value each kind of key holds
 _KINDS: dict[str, Callable[[], Any]] = {"string": str, "hash": dict, "set": set, "zset": dict}
@@ -47,6 +52,9 @@ class MemoryServer:
         self._expires: dict[str, float] = {}
         self._versions: dict[str, int] = {}
         self._tick = 0
+        # per sorted set: (the key's version it was built at, its members as
+        # UTF-8 bytes, sorted), so ZRANGEBYLEX is a bisection, not a sort
+        self._lex: dict[str, tuple[int, list[bytes]]] = {}
 
     # -- bookkeeping -------------------------------------------------------
 
@@ -89,6 +97,7 @@ class MemoryServer:
     def _remove(self, key: str) -> None:
         del self._data[key]
         self._expires.pop(key, None)
+        self._lex.pop(key, None)
 
     def version(self, key: str) -> int:
         """@return: a number that changes whenever C{key} changes."""
@@ -198,6 +207,11 @@ class MemoryServer:
         """HGETALL."""
         return dict(self._lookup(key, "hash") or {})
 
+    def hmget(self, key: str, fields: Iterable[str]) -> list[str | None]:
+        """HMGET."""
+        value = self._lookup(key, "hash") or {}
+        return [value.get(field) for field in fields]
+
     def hdel(self, key: str, *fields: str) -> int:
         """HDEL."""
         value = self._lookup(key, "hash")
@@ -260,24 +274,42 @@ class MemoryServer:
 
     # -- sorted sets -------------------------------------------------------
 
+    def _lex_view(self, key: str) -> tuple[int, list[bytes]] | None:
+        """@return: the cached byte-ordered members of C{key}, if still current."""
+        cached = self._lex.get(key)
+        if cached is not None and cached[0] == self._versions.get(key, 0):
+            return cached
+        return None
+
     def zadd(self, key: str, items: tuple[tuple[str, float], ...]) -> int:
         """ZADD key score member [score member ...]."""
         value = self._create(key, "zset")
-        new = sum(1 for member, _ in dict(items).items() if member not in value)
+        fresh = [member for member in dict(items) if member not in value]
+        view = self._lex_view(key)
         value.update(items)
         self._touch(key)
-        return new
+        if view is not None and len(fresh) <= _LEX_PATCH_LIMIT:
+            for member in fresh:
+                bisect.insort(view[1], member.encode("utf-8"))
+            self._lex[key] = (self._versions[key], view[1])
+        return len(fresh)
 
     def zrem(self, key: str, *members: str) -> int:
         """ZREM."""
         value = self._lookup(key, "zset")
         if value is None:
             return 0
-        removed = sum(1 for member in set(members) if value.pop(member, None) is not None)
-        if removed:
-            self._drop_if_empty(key)
+        view = self._lex_view(key)
+        gone = [member for member in set(members) if value.pop(member, None) is not None]
+        if gone:
             self._touch(key)
-        return removed
+            if view is not None and len(gone) <= _LEX_PATCH_LIMIT:
+                for member in gone:
+                    raw = member.encode("utf-8")
+                    del view[1][bisect.bisect_left(view[1], raw)]
+                self._lex[key] = (self._versions[key], view[1])
+            self._drop_if_empty(key)
+        return len(gone)
 
     def zscore(self, key: str, member: str) -> float | None:
         """ZSCORE."""
@@ -302,3 +334,31 @@ class MemoryServer:
             # a negative count means "all the rest", as in Redis
             hits = hits[start:] if count < 0 else hits[start:start + count]
         return hits
+
+    def zrangebylex(self, key: str, min: str | bytes, max: str | bytes,
+                    offset: int | None, count: int | None) -> list[str]:
+        """ZRANGEBYLEX [LIMIT offset count], members in UTF-8 byte order."""
+        lo_inf, lo, lo_open = parse_lex_bound(min)
+        hi_inf, hi, hi_open = parse_lex_bound(max)
+        value = self._lookup(key, "zset")
+        if not value:
+            return []
+        view = self._lex_view(key)
+        if view is None:
+            view = (self._versions.get(key, 0), sorted(m.encode("utf-8") for m in value))
+            self._lex[key] = view
+        ordered = view[1]
+        if lo_inf:
+            start = 0 if lo_inf < 0 else len(ordered)
+        else:
+            start = (bisect.bisect_right if lo_open else bisect.bisect_left)(ordered, lo)
+        if hi_inf:
+            end = len(ordered) if hi_inf > 0 else 0
+        else:
+            end = (bisect.bisect_left if hi_open else bisect.bisect_right)(ordered, hi)
+        if count is not None:
+            start += offset or 0
+            # a negative count means "all the rest", as in Redis
+            if count >= 0:
+                end = builtins.min(end, start + count)
+        return [m.decode("utf-8") for m in ordered[start:end]]

@@ -31,7 +31,7 @@ from zope.interface import implementer
 from nova.config import RedisConfig
 from nova.datastore._common import (check_ex, check_int, check_key_list, check_limit,
                                     check_score, check_str, check_strs, escape_glob,
-                                    format_bound)
+                                    format_bound, format_lex_bound)
 from nova.datastore.errors import DatastoreUnavailable
 from nova.datastore.interfaces import IDatastore, ITransaction
 from nova.datastore.redis_commands import (argv_for, execute, pairs_to_dict, parse_scores,
@@ -167,7 +167,7 @@ class RedisDatastore:
             raise DatastoreUnavailable(f"{self._where}: connection lost, reconnecting")
         return self._handler
 
-    async def _call(self, *argv: str) -> Any:
+    async def _call(self, *argv: str | bytes) -> Any:
         return await execute(self._pool(), argv, self._where)
 
     async def _write(self, name: str, *args: Any) -> Any:
@@ -237,6 +237,13 @@ class RedisDatastore:
     async def hgetall(self, key: str) -> dict[str, str]:
         """See L{IDatastore.hgetall}."""
         return pairs_to_dict(await self._call("HGETALL", self._k(key)))
+
+    async def hmget(self, key: str, *fields: str) -> list[str | None]:
+        """See L{IDatastore.hmget}."""
+        if not fields:
+            self._k(key)
+            return []
+        return list(await self._call("HMGET", self._k(key), *check_strs("field", fields)))
 
     async def hdel(self, key: str, *fields: str) -> int:
         """See L{IDatastore.hdel}."""
@@ -323,6 +330,16 @@ class RedisDatastore:
             offset: int | None = None, count: int | None = None) -> list[tuple[str, float]]:
         """See L{IDatastore.zrangebyscore_withscores}."""
         return parse_scores(await self._call(*self._zrange_argv(key, min, max, offset, count)))
+
+    async def zrangebylex(self, key: str, min: str | bytes = "-", max: str | bytes = "+",
+                          offset: int | None = None, count: int | None = None) -> list[str]:
+        """See L{IDatastore.zrangebylex}."""
+        check_limit(offset, count)
+        argv: list[Any] = ["ZRANGEBYLEX", self._k(key), format_lex_bound(min),
+                           format_lex_bound(max)]
+        if count is not None:
+            argv += ["LIMIT", str(check_int("offset", offset or 0)), str(check_int("count", count))]
+        return list(await self._call(*argv))
 
     async def scan(self, pattern: str = "*") -> list[str]:
         """See L{IDatastore.scan}."""

@@ -6,7 +6,7 @@ error translation, and reply decoding.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import txredisapi
 
@@ -50,7 +50,7 @@ def prefix_args(prefix: str, name: str, args: tuple[Any, ...]) -> tuple[Any, ...
     return (prefix + check_str("key", args[0]),) + tuple(args[1:])
 
 
-async def execute(target: Any, argv: tuple[str, ...] | list[str], where: str) -> Any:
+async def execute(target: Any, argv: Sequence[str | bytes], where: str) -> Any:
     """
     Run one command on a txredisapi connection or pool.
 
@@ -65,7 +65,7 @@ async def execute(target: Any, argv: tuple[str, ...] | list[str], where: str) ->
     except txredisapi.ConnectionError as e:
         raise DatastoreUnavailable(f"{where}: {e}") from e
     except txredisapi.RedisError as e:
-        raise DatastoreError(f"{where}: {argv[0]}: {e}") from e
+        raise DatastoreError(f"{where}: {argv[0]!s}: {e}") from e
 
 
 def pairs_to_dict(reply: list[str]) -> dict[str, str]:

@@ -193,8 +193,11 @@ class IObjectStore(Interface):
     async def set_bucket_acl(name: str, acl: str) -> Bucket:
         """@raise InvalidArgument: not one of L{CANNED_ACLS}."""
 
-    def new_writer(bucket: str) -> Any:
+    def new_writer(bucket: str, sha256: bool = True) -> Any:
         """
+        @param sha256: whether the writer computes the SHA-256 of the body;
+            pass C{False} when nothing will call C{sha256_hex} (unsigned or
+            chunk-signed payloads, SigV2): it saves a third of the hashing.
         @return: an L{IWriter} for a body that will become an object or a part
             in C{bucket} (the file lives on the store's filesystem, so committing
             is a rename).

@@ -18,7 +18,8 @@ from nova.auth.errors import ProjectNotFound, UserNotFound
 from nova.auth.credentials import novarc
 from nova.config import NovaConfig
 from nova.server import NovaServer
-from nova.tap.components import admin_controller, api_components, endpoints_of
+from nova.tap.components import (admin_controller, api_components, endpoints_of,
+                                  objectstore_components)
 from nova.tap.options import NovaOptions
 from nova.tap.process import NovaProcess
 from nova.utils.files import write_atomically
@@ -31,8 +32,8 @@ class Options(NovaOptions):
 
 
 async def allinone_components(server: NovaServer) -> list[IService]:
-    """@return: every component this issue's cloud has, in start order."""
-    return await api_components(server)
+    """@return: every component of the cloud, in start order."""
+    return await objectstore_components(server) + await api_components(server)
 
 
 async def bootstrap(server: NovaServer) -> None:

@@ -7,7 +7,8 @@ put together.
 from __future__ import annotations
 
 
-from twisted.application.service import IService
+from twisted.application.service import IService, Service
+from twisted.internet import defer
 from twisted.web import server as web
 
 from nova.api.ec2.admin import AdminController
@@ -16,6 +17,8 @@ from nova.api.ec2.handler import Ec2Handler
 from nova.api.ec2.resource import build_root
 from nova.api.http import bounded_request_factory
 from nova.auth.credentials import Endpoints
+from nova.objectstore.http.site import build_site
+from nova.objectstore.store import FilesystemObjectStore
 from nova.server import NovaServer
 from nova.service import Manager, NovaService
 from nova.utils.listening import ListeningService
@@ -69,3 +72,35 @@ async def api_components(server: NovaServer) -> list[IService]:
     return [service(server, ApiManager(config.host, server.reactor), "cloud"), listener]
 
 
+
+
+class ObjectStoreManager(Manager):
+    """The object store's face on the bus (topic C{objectstore})."""
+
+    binary = "nova-objectstore"
+
+
+class _ClosingService(Service):
+    """Closes an opened object store when the process stops (after its listener)."""
+
+    def __init__(self, store: FilesystemObjectStore) -> None:
+        self._store = store
+
+    def stopService(self) -> defer.Deferred[None]:
+        super().stopService()
+        return defer.Deferred.fromCoroutine(self._store.close())
+
+
+async def objectstore_components(server: NovaServer) -> list[IService]:
+    """@return: nova-objectstore: the store (opened, recovered) and its S3 listener."""
+    config = server.config
+    store = FilesystemObjectStore(config.objectstore_dir, server.datastore, server.reactor,
+                                  server.run_in_thread, config.objectstore.max_object_size)
+    await store.open()
+    site = build_site(store, server.auth, server.reactor, config.objectstore,
+                      server.run_in_thread)
+    listener = ListeningService(server.reactor, config.objectstore.listen,
+                                config.objectstore.port, site, name="nova-objectstore (S3)")
+    return [_ClosingService(store),
+            service(server, ObjectStoreManager(config.host, server.reactor), "objectstore"),
+            listener]

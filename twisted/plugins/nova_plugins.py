@@ -6,3 +6,5 @@ novaApi = ServiceMaker("nova-api", "nova.tap.api", "nova EC2 API server and clou
                        "nova-api")
 novaAllInOne = ServiceMaker("nova-allinone", "nova.tap.allinone",
                             "every nova component in one process", "nova-allinone")
+novaObjectStore = ServiceMaker("nova-objectstore", "nova.tap.objectstore",
+                               "nova S3-compatible object store", "nova-objectstore")

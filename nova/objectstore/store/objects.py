@@ -1,0 +1,217 @@
+"""
+Objects: committing a written body (seal, rename into place, index), and
+the reads, deletes, copies and ACL changes of one object.
+
+The order of operations is what keeps a crash from showing a partial
+object: a body is fsync'd with its header before it is renamed into place,
+and the index is updated after the rename (a PUT) or after the unlink (a
+DELETE). The renames and unlinks of one key are ordered by a lock in this
+process, so the index entry of a key always describes the last rename.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable
+
+from twisted.internet.interfaces import IReactorTime
+
+from nova.objectstore import errors
+from nova.objectstore.interfaces import NewObject, ObjectInfo
+from nova.objectstore.store.buckets import Buckets
+from nova.objectstore.store.concurrency import KeyedLocks, RunInThread
+from nova.objectstore.store.index import ObjectIndex
+from nova.objectstore.store.layout import Layout, place, remove
+from nova.objectstore.store.names import check_acl, check_key, is_key
+from nova.objectstore.store.objectfile import object_header
+from nova.objectstore.store.reader import ReadHandle, read_info
+from nova.objectstore.store.writer import FileWriter
+
+
+class Objects:
+    """The object operations of the store (see L{nova.objectstore.interfaces.IObjectStore})."""
+
+    def __init__(self, layout: Layout, buckets: Buckets, index: ObjectIndex,
+                 clock: IReactorTime, run_in_thread: RunInThread, locks: KeyedLocks,
+                 new_writer: Callable[[str], FileWriter],
+                 on_index_failure: Callable[[], None]) -> None:
+        """
+        @param new_writer: makes a writer for a bucket (copies use it).
+        @param on_index_failure: called when a file changed but the index
+            could not follow (the datastore failed): the store then reconciles
+            at its next start.
+        """
+        self._layout = layout
+        self._buckets = buckets
+        self._index = index
+        self._clock = clock
+        self._run = run_in_thread
+        self._locks = locks
+        self._new_writer = new_writer
+        self._on_index_failure = on_index_failure
+
+    # -- commits -----------------------------------------------------------------
+
+    def describe(self, bucket: str, key: str, new: NewObject, size: int, etag: str,
+                 last_modified: float | None = None) -> ObjectInfo:
+        """@return: the L{ObjectInfo} of a new version of C{bucket/key}."""
+        return ObjectInfo(bucket=bucket, key=key, size=size, etag=etag,
+                          last_modified=self._clock.seconds() if last_modified is None
+                          else last_modified,
+                          content_type=new.content_type, headers=dict(new.headers),
+                          metadata=dict(new.metadata), owner=new.owner, acl=new.acl)
+
+    async def commit(self, writer: FileWriter, bucket: str, key: str,
+                     new: NewObject) -> ObjectInfo:
+        """See L{IObjectStore.commit_object}."""
+        try:
+            check_key(key)
+            check_acl(new.acl)
+            writer.begin_commit()
+        except BaseException:
+            writer.abort()
+            raise
+        try:
+            _, incarnation = await self._buckets.get_with_incarnation(bucket)
+        except BaseException:
+            await self._run(writer.discard_sync)
+            raise
+        info = self.describe(bucket, key, new, writer.size, writer.md5_hex())
+        return await self.install(writer, object_header(info, writer.sha256_or_none()), info,
+                                  incarnation)
+
+    async def install(self, writer: FileWriter, header: dict[str, Any], info: ObjectInfo,
+                      incarnation: str, locked: bool = False) -> ObjectInfo:
+        """
+        Seal a writer (after L{FileWriter.begin_commit}) with C{header}, rename
+        it into place as C{info}'s object and index it.
+
+        @param incarnation: the creation of the bucket the caller checked.
+        @param locked: the caller holds the key's lock already.
+        @raise NoSuchBucket: the bucket was deleted meanwhile (nothing is left).
+        """
+        try:
+            await self._run(writer.seal_sync, header)
+        except BaseException:
+            await self._run(writer.discard_sync)
+            raise
+        if locked:
+            await self._place(writer, info, incarnation)
+        else:
+            async with self._locks.hold(("object", info.bucket, info.key)):
+                await self._place(writer, info, incarnation)
+        return info
+
+    async def _place(self, writer: FileWriter, info: ObjectInfo, incarnation: str) -> None:
+        path = self._layout.object_path(info.bucket, info.key)
+        try:
+            await self._run(place, writer.path, path, self._layout.objects)
+        except BaseException:
+            await self._run(writer.discard_sync)
+            raise
+        writer.committed()
+        try:
+            await self._index.put(info.bucket, incarnation, info)
+        except errors.NoSuchBucket:
+            # deleted while the body was written: nothing may remain of it
+            await self._run(remove, path)
+            raise
+        except BaseException:
+            self._on_index_failure()
+            raise
+
+    # -- reads -----------------------------------------------------------------------
+
+    def _path(self, bucket: str, key: str) -> Path | None:
+        return self._layout.object_path(bucket, key) if is_key(key) else None
+
+    async def _missing(self, bucket: str, key: str) -> Exception:
+        await self._buckets.get(bucket)  # NoSuchBucket first
+        return errors.NoSuchKey(f"no object {key!r} in bucket {bucket}")
+
+    async def head(self, bucket: str, key: str) -> ObjectInfo:
+        """See L{IObjectStore.head_object}."""
+        path = self._path(bucket, key)
+        info = read_info(path) if path is not None else None
+        if info is None or info.bucket != bucket or info.key != key:
+            raise await self._missing(bucket, key)
+        return info
+
+    async def open(self, bucket: str, key: str) -> ReadHandle:
+        """See L{IObjectStore.open_object}."""
+        path = self._path(bucket, key)
+        handle = ReadHandle.open(path) if path is not None else None
+        if handle is None:
+            raise await self._missing(bucket, key)
+        if handle.info.bucket != bucket or handle.info.key != key:
+            handle.close()
+            raise await self._missing(bucket, key)
+        return handle
+
+    # -- changes ---------------------------------------------------------------------
+
+    async def delete(self, bucket: str, key: str) -> bool:
+        """See L{IObjectStore.delete_object}."""
+        await self._buckets.get(bucket)
+        path = self._path(bucket, key)
+        if path is None:
+            return False
+        async with self._locks.hold(("object", bucket, key)):
+            existed: bool = await self._run(remove, path)
+            try:
+                await self._index.remove(bucket, key)
+            except BaseException:
+                self._on_index_failure()
+                raise
+        return existed
+
+    async def copy(self, src_bucket: str, src_key: str, dst_bucket: str, dst_key: str,
+                   new: NewObject) -> ObjectInfo:
+        """See L{IObjectStore.copy_object}."""
+        check_key(dst_key)
+        check_acl(new.acl)
+        source = await self.open(src_bucket, src_key)
+        try:
+            _, incarnation = await self._buckets.get_with_incarnation(dst_bucket)
+            writer = self._new_writer(dst_bucket)
+            try:
+                await self._run(writer.copy_from, source.fileno(), source.data_offset,
+                                source.info.size)
+                writer.begin_commit()
+            except BaseException:
+                await self._run(writer.discard_sync)
+                raise
+        finally:
+            source.close()
+        info = self.describe(dst_bucket, dst_key, new, writer.size, writer.md5_hex())
+        return await self.install(writer, object_header(info, writer.sha256_or_none()), info,
+                                  incarnation)
+
+    async def set_acl(self, bucket: str, key: str, acl: str) -> ObjectInfo:
+        """
+        See L{IObjectStore.set_object_acl}. The ACL is part of the object's
+        header, so the object is rewritten (a kernel copy of the body, then a
+        rename, as any commit): never a header changed in place.
+        """
+        check_acl(acl)
+        _, incarnation = await self._buckets.get_with_incarnation(bucket)
+        async with self._locks.hold(("object", bucket, key)):
+            source = await self.open(bucket, key)
+            try:
+                old = source.info
+                writer = self._new_writer(bucket)
+                try:
+                    await self._run(writer.splice_from, source.fileno(), source.data_offset,
+                                    old.size)
+                    writer.begin_commit()
+                except BaseException:
+                    await self._run(writer.discard_sync)
+                    raise
+            finally:
+                source.close()
+            info = ObjectInfo(bucket=old.bucket, key=old.key, size=old.size, etag=old.etag,
+                              last_modified=old.last_modified, content_type=old.content_type,
+                              headers=old.headers, metadata=old.metadata, owner=old.owner,
+                              acl=acl)
+            return await self.install(writer, object_header(info), info, incarnation,
+                                      locked=True)
