@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import shlex
 import zipfile
+from urllib.parse import urlsplit
 
 import attr
 
@@ -63,6 +64,22 @@ def novarc(user: User, project: Project, endpoints: Endpoints, key_dir: str | No
         '${EC2_PRIVATE_KEY} --user 42 --ec2cert ${NOVA_CERT}"',
         'alias ec2-upload-bundle="ec2-upload-bundle -a ${EC2_ACCESS_KEY} -s ${EC2_SECRET_KEY} '
         '--url ${S3_URL} --ec2cert ${NOVA_CERT}"',
+        "",
+    ])
+
+
+def s3cmd_config(user: User, project: Project, endpoints: Endpoints) -> str:
+    """@return: an s3cmd configuration file for the object store (path-style addressing)."""
+    host = urlsplit(endpoints.s3_url)
+    return "\n".join([
+        "[default]",
+        f"access_key = {access_key_for(user, project)}",
+        f"secret_key = {user.secret}",
+        f"host_base = {host.netloc}",
+        f"host_bucket = {host.netloc}",
+        f"use_https = {'True' if host.scheme == 'https' else 'False'}",
+        f"bucket_location = {endpoints.region}",
+        "signature_v2 = False",
         "",
     ])
 

@@ -15,7 +15,7 @@ from twisted.application.service import IService
 from twisted.logger import Logger
 
 from nova.auth.errors import ProjectNotFound, UserNotFound
-from nova.auth.credentials import novarc
+from nova.auth.credentials import novarc, s3cmd_config
 from nova.config import NovaConfig
 from nova.server import NovaServer
 from nova.tap.components import (admin_controller, api_components, endpoints_of,
@@ -59,6 +59,8 @@ async def bootstrap(server: NovaServer) -> None:
     creds.mkdir(parents=True, exist_ok=True)
     write_unpacked(creds, zipped)
     write_atomically(creds / "nova.zip", zipped, mode=0o600)
+    write_atomically(creds / "s3cfg", s3cmd_config(user, project, endpoints_of(server)).encode(),
+                     mode=0o600)
     # novarc last: its presence says "the cloud is up and credentials are ready"
     write_atomically(creds / "novarc", novarc(user, project, endpoints_of(server)).encode(),
                      mode=0o600)
