@@ -20,7 +20,7 @@ Targets (issue 3): GET >= 1 GB/s, PUT >= half the disk's write-with-fsync,
 4 KB PUT >= 1,500/s. Every file it makes is removed at the end.
 
     .venv/bin/python bench/objectstore.py [--size-mib 1024] [--clients 8]
-        [--seconds 10] [--keys 100000]
+        [--seconds 10] [--keys 100000] [--setup-clients 32]
 """
 
 from __future__ import annotations
@@ -312,6 +312,8 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--keys", type=int, default=100_000)
+    parser.add_argument("--setup-clients", type=int, default=32,
+                        help="concurrent clients creating the keys to list")
     args = parser.parse_args()
     size = args.size_mib * MIB
 
@@ -359,12 +361,13 @@ def main() -> None:
         report_small("GET", gets, args.seconds)
 
         print(f"listing {args.keys:,} keys")
-        per_client = -(-args.keys // (args.clients * 2))
+        setup_clients = args.setup_clients
+        per_client = -(-args.keys // setup_clients)
         began = time.perf_counter()
-        run_small(cloud, tenant, "bench-list", "PUT", args.clients * 2, count=per_client)
+        run_small(cloud, tenant, "bench-list", "PUT", setup_clients, count=per_client)
         setup = time.perf_counter() - began
-        total_keys = per_client * args.clients * 2
-        print(f"  setup: {total_keys:,} 4 KB PUTs from {args.clients * 2} clients in {setup:.1f} s"
+        total_keys = per_client * setup_clients
+        print(f"  setup: {total_keys:,} 4 KB PUTs from {setup_clients} clients in {setup:.1f} s"
               f" ({total_keys / setup:,.0f}/s)")
         keys, pages, whole = list_all(signer, "bench-list")
         print(f"  ListObjectsV2, 1,000 keys a page: {keys:,} keys in {len(pages)} pages, "

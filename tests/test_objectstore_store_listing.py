@@ -14,7 +14,7 @@ from twisted.trial import unittest
 from nova.objectstore import errors
 from nova.objectstore.interfaces import ObjectInfo
 from nova.objectstore.store.index import ObjectIndex
-from tests.test_objectstore_store_objects import (OWNER, MemoryStoreHarness, RedisStoreHarness,
+from tests.test_objectstore_store_harness import (OWNER, MemoryStoreHarness, RedisStoreHarness,
                                                   StoreHarness)
 
 KEYS = ["a", "a/1", "a/2/x", "a/2/y", "a/3", "ab", "b", "b/", "b//c", "c\u00e9",

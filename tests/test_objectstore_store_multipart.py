@@ -13,7 +13,7 @@ from twisted.trial import unittest
 
 from nova.objectstore import errors
 from nova.objectstore.interfaces import NewObject, Part
-from tests.test_objectstore_store_objects import (OTHER, OWNER, START, MemoryStoreHarness,
+from tests.test_objectstore_store_harness import (OTHER, OWNER, START, MemoryStoreHarness,
                                                   RedisStoreHarness, files_under)
 
 

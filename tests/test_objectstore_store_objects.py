@@ -1,137 +1,31 @@
 """
-L{FilesystemObjectStore}: buckets and objects, as one contract suite run with
-the in-memory datastore (and an inline thread runner: no reactor) and with
-Redis at 127.0.0.1:6379 (real worker threads). The harness classes here
-serve the other C{test_objectstore_store_*} modules too.
+L{FilesystemObjectStore}'s objects: commit, head, open, delete, copy, ACLs,
+hostile keys, atomic overwrite, aborted and oversized writers, closing; one
+contract suite run with the in-memory datastore (inline thread runner, no
+reactor) and with Redis at 127.0.0.1:6379 (real worker threads).
 """
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Awaitable
+from typing import Any
 
 from twisted.internet import defer
 from twisted.trial import unittest
 from zope.interface.verify import verifyObject
 
 from nova.datastore import keys
-from nova.datastore.interfaces import IDatastore
 from nova.objectstore import errors
-from nova.objectstore.interfaces import (CANNED_ACLS, IObjectStore, IReadHandle, IWriter,
-                                         NewObject, ObjectInfo, Owner)
-from nova.objectstore.store import FilesystemObjectStore, inline_runner, thread_runner
+from nova.objectstore.interfaces import IObjectStore, IReadHandle, IWriter, NewObject
+from nova.objectstore.store import FilesystemObjectStore
 from nova.objectstore.store.writer import WriterStateError
-from tests.test_datastore_contract import MemoryHarness, RedisHarness
-
-OWNER = Owner(project_id="proj-a", display_name="proj-a")
-OTHER = Owner(project_id="proj-b", display_name="proj-b")
-START = 1_700_000_000.0
-
-
-def files_under(root: Path) -> list[Path]:
-    """@return: every file below C{root}."""
-    return [Path(d) / f for d, _, names in os.walk(root) for f in names]
-
-
-class StoreHarness:
-    """
-    A store on a temporary directory. Subclasses give C{self.store_ds}
-    (the datastore) and C{self.runner}; L{make_store} makes more stores on
-    the same directory and datastore (a restart).
-    """
-
-    store: FilesystemObjectStore
-    datastore: IDatastore
-    min_part_size = 5 * 1024 * 1024
-    max_object_size = 64 * 1024 * 1024
-
-    def runner(self) -> Any:
-        raise NotImplementedError
-
-    async def start_store(self) -> None:
-        self.root = Path(self.mktemp())  # type: ignore[attr-defined]
-        self.store = await self.make_store()
-
-    async def make_store(self, datastore: IDatastore | None = None,
-                         open: bool = True) -> FilesystemObjectStore:
-        """@return: a store on C{self.root}, opened, closed at the end of the test."""
-        store = FilesystemObjectStore(self.root, datastore or self.datastore, self.clock,
-                                      self.runner(), self.max_object_size,
-                                      min_part_size=self.min_part_size)
-        if open:
-            await store.open()
-        self.addCleanup(store.close)  # type: ignore[attr-defined]
-        return store
-
-    async def put(self, bucket: str, key: str, body: bytes = b"body",
-                  chunks: int = 3, store: FilesystemObjectStore | None = None,
-                  **new: Any) -> ObjectInfo:
-        """Stream C{body} in a few writes and commit it as C{bucket/key}."""
-        store = store or self.store
-        writer = store.new_writer(bucket)
-        step = max(1, -(-len(body) // chunks))
-        for i in range(0, len(body), step):
-            writer.write(body[i:i + step])
-        new.setdefault("owner", OWNER)
-        return await store.commit_object(writer, bucket, key, NewObject(**new))
-
-    async def read_all(self, bucket: str, key: str,
-                       store: FilesystemObjectStore | None = None) -> bytes:
-        handle = await (store or self.store).open_object(bucket, key)
-        try:
-            return handle.read(0, handle.info.size + 10)
-        finally:
-            handle.close()
-
-    async def assertFails(self, exc: type[BaseException], coro: Awaitable[Any]) -> Any:
-        try:
-            await coro
-        except exc as e:
-            return e
-        raise AssertionError(f"{exc.__name__} not raised")
-
-    def tmp_files(self) -> list[Path]:
-        return files_under(self.root / "tmp")
-
-    async def leftovers(self, store: FilesystemObjectStore | None = None) -> list[Path]:
-        """@return: the files in C{tmp/} but the spares the store keeps ready for writers."""
-        store = store or self.store
-        await store._spares.settled()
-        spares = {Path(path) for path, _ in store._spares._ready}
-        return [p for p in self.tmp_files() if p not in spares]
-
-
-class MemoryStoreHarness(MemoryHarness, StoreHarness):
-    """The in-memory datastore, blocking work run inline: no reactor."""
-
-    async def setUp(self) -> None:  # type: ignore[override]
-        MemoryHarness.setUp(self)
-        self.clock.advance(START)
-        self.datastore = self.store
-        await self.start_store()
-
-    def runner(self) -> Any:
-        return inline_runner
-
-
-class RedisStoreHarness(RedisHarness, StoreHarness):
-    """Redis at 127.0.0.1 (a prefix of its own), blocking work in the reactor's threads."""
-
-    async def setUp(self) -> None:  # type: ignore[override]
-        await RedisHarness.setUp(self)
-        self.clock.advance(START)
-        self.datastore = self.store
-        await self.start_store()
-
-    def runner(self) -> Any:
-        from twisted.internet import reactor
-
-        return thread_runner(reactor)
+from tests.test_objectstore_store_harness import (OTHER, OWNER, START, MemoryStoreHarness,
+                                                  RedisStoreHarness, files_under)
 
 
 class ObjectContractMixin:
-    """Buckets and objects: what every datastore gives."""
+    """Objects: what every datastore gives."""
 
     store: FilesystemObjectStore
     assertEqual: Any
@@ -149,74 +43,6 @@ class ObjectContractMixin:
         handle = await self.store.open_object("bkt", "k")
         self.assertTrue(verifyObject(IReadHandle, handle))
         handle.close()
-
-    # -- buckets -----------------------------------------------------------------
-
-    async def test_create_get_list_buckets(self) -> None:
-        made = await self.store.create_bucket("bkt-1", OWNER, acl="public-read")
-        self.assertEqual((made.name, made.owner, made.acl, made.created_at),
-                         ("bkt-1", OWNER, "public-read", START))
-        await self.store.create_bucket("bkt-0", OWNER)
-        await self.store.create_bucket("other.bkt", OTHER)
-        self.assertEqual(await self.store.get_bucket("bkt-1"), made)
-        self.assertEqual([b.name for b in await self.store.list_buckets("proj-a")],
-                         ["bkt-0", "bkt-1"])
-        self.assertEqual([b.name for b in await self.store.list_buckets()],
-                         ["bkt-0", "bkt-1", "other.bkt"])
-        self.assertEqual(await self.store.list_buckets("nobody"), [])
-        self.assertTrue((self.root / "buckets" / "bkt-1.json").exists())
-
-    async def test_bucket_taken(self) -> None:
-        await self.store.create_bucket("bkt", OWNER)
-        await self.assertFails(errors.BucketAlreadyOwnedByYou,
-                               self.store.create_bucket("bkt", OWNER))
-        await self.assertFails(errors.BucketAlreadyExists, self.store.create_bucket("bkt", OTHER))
-        self.assertEqual((await self.store.get_bucket("bkt")).owner, OWNER)
-
-    async def test_concurrent_creates_one_wins(self) -> None:
-        owners = [Owner(project_id=f"p{i}", display_name=f"p{i}") for i in range(6)]
-        results = await defer.DeferredList(
-            [defer.Deferred.fromCoroutine(self.store.create_bucket("race", o)) for o in owners],
-            consumeErrors=True)
-        won = [r for ok, r in results if ok]
-        lost = [r for ok, r in results if not ok]
-        self.assertEqual(len(won), 1)
-        self.assertTrue(all(f.check(errors.BucketAlreadyExists) for f in lost))
-        self.assertEqual((await self.store.get_bucket("race")).owner, won[0].owner)
-
-    async def test_bad_bucket_names(self) -> None:
-        await self.assertFails(errors.InvalidBucketName, self.store.create_bucket("A-B", OWNER))
-        await self.assertFails(errors.NoSuchBucket, self.store.get_bucket("A-B"))
-        await self.assertFails(errors.NoSuchBucket, self.store.get_bucket("absent"))
-        await self.assertFails(errors.InvalidArgument,
-                               self.store.create_bucket("bkt", OWNER, acl="everyone"))
-
-    async def test_delete_bucket(self) -> None:
-        await self.store.create_bucket("bkt", OWNER)
-        await self.put("bkt", "k")
-        upload = await self.store.create_upload("bkt", "big", NewObject(owner=OWNER))
-        await self.assertFails(errors.BucketNotEmpty, self.store.delete_bucket("bkt"))
-        await self.store.delete_object("bkt", "k")
-        await self.assertFails(errors.BucketNotEmpty, self.store.delete_bucket("bkt"))
-        await self.store.abort_upload(upload.upload_id)
-        await self.store.delete_bucket("bkt")
-        await self.assertFails(errors.NoSuchBucket, self.store.get_bucket("bkt"))
-        await self.assertFails(errors.NoSuchBucket, self.store.delete_bucket("bkt"))
-        self.assertEqual(await self.store.list_buckets(), [])
-        self.assertEqual(files_under(self.root / "buckets"), [])
-        self.assertEqual(files_under(self.root / "uploads"), [])
-        self.assertEqual(await self.datastore.scan("s3:*"), [])
-        # the name is free again, for anyone
-        self.assertEqual((await self.store.create_bucket("bkt", OTHER)).owner, OTHER)
-        self.assertEqual((await self.store.list_objects("bkt")).contents, ())
-
-    async def test_bucket_acl(self) -> None:
-        await self.store.create_bucket("bkt", OWNER)
-        for acl in CANNED_ACLS:
-            self.assertEqual((await self.store.set_bucket_acl("bkt", acl)).acl, acl)
-            self.assertEqual((await self.store.get_bucket("bkt")).acl, acl)
-        await self.assertFails(errors.InvalidArgument, self.store.set_bucket_acl("bkt", "open"))
-        await self.assertFails(errors.NoSuchBucket, self.store.set_bucket_acl("nope", "private"))
 
     # -- objects -----------------------------------------------------------------------
 

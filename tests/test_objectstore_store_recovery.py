@@ -20,7 +20,7 @@ from nova.objectstore.interfaces import NewObject, ObjectInfo
 from nova.objectstore.store import FilesystemObjectStore
 from nova.objectstore.store.index import ObjectIndex
 from tests.test_datastore_contract import unique_prefix
-from tests.test_objectstore_store_objects import (OTHER, OWNER, MemoryStoreHarness,
+from tests.test_objectstore_store_harness import (OTHER, OWNER, MemoryStoreHarness,
                                                   RedisStoreHarness, files_under)
 
 

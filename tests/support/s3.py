@@ -276,12 +276,12 @@ def vhost_cloud() -> AllInOne:
     if _vhost is None:
         import atexit
         cloud = AllInOne(host="functional-vhost")
-        text = cloud.config_path.read_text()
-        if "virtual_host_suffix" in text:
-            raise AssertionError("the all-in-one's config now sets virtual_host_suffix: "
-                                 "make vhost_cloud use it")
-        cloud.config_path.write_text(text.replace(
-            "[objectstore]\n", f"[objectstore]\nvirtual_host_suffix = {VHOST_SUFFIX}\n", 1))
+        # the [objectstore] section is AllInOne's: set the suffix in it
+        lines = [line for line in cloud.config_path.read_text().splitlines()
+                 if not line.startswith("virtual_host_suffix")]
+        at = lines.index("[objectstore]") + 1
+        lines.insert(at, f"virtual_host_suffix = {VHOST_SUFFIX}")
+        cloud.config_path.write_text("\n".join(lines) + "\n")
         cloud.start()
         atexit.register(lambda: (cloud.stop(), cloud.remove()))
         _vhost = cloud
@@ -315,9 +315,20 @@ def objectstore_tmp(cloud: AllInOne) -> Path:
 
 
 def leftovers(cloud: AllInOne) -> list[str]:
-    """@return: the files in the store's temporary directory."""
+    """
+    @return: the files in the store's temporary directory that hold data. (The
+        store keeps a few empty spare files there, made ahead of need: those
+        hold nothing of anybody's body.)
+    """
     folder = objectstore_tmp(cloud)
-    return sorted(os.listdir(folder)) if folder.exists() else []
+    found = []
+    for name in sorted(os.listdir(folder)) if folder.exists() else []:
+        try:
+            if (folder / name).stat().st_size > 0:
+                found.append(name)
+        except FileNotFoundError:
+            pass  # committed or removed meanwhile
+    return found
 
 
 def check_s3_answers(cloud: AllInOne) -> None:
