@@ -102,6 +102,8 @@ class AllInOne:
         """Start the cloud and return once it has written its credentials."""
         env = dict(os.environ)
         env.pop("NOVA_STATE_DIR", None)
+        # the last run's novarc would say "up" before this run is
+        self.novarc_path.unlink(missing_ok=True)
         self.process = subprocess.Popen(
             [str(VENV_BIN / "twistd"), "--nodaemon", "--pidfile=", f"--logfile={self.log_path}",
              "nova-allinone", "--config", str(self.config_path)],
@@ -141,8 +143,12 @@ class AllInOne:
     def admin_env(self) -> dict[str, str]:
         """@return: the admin's novarc variables, key paths resolved."""
         env = parse_novarc(self.novarc_path.read_text())
-        key_dir = str(self.novarc_path.parent)
-        return {k: v.replace("${NOVA_KEY_DIR}", key_dir) for k, v in env.items()}
+        known = {"NOVA_KEY_DIR": str(self.novarc_path.parent)}
+        for name, value in env.items():  # in file order, as the shell expands them
+            for var, replacement in known.items():
+                value = value.replace("${" + var + "}", replacement)
+            env[name] = known[name] = value
+        return env
 
     def nova_manage(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         """Run bin/nova-manage against this cloud's state."""
