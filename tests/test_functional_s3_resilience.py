@@ -10,6 +10,7 @@ PUT it acknowledged before dying present).
 from __future__ import annotations
 
 import hashlib
+import http.client
 import os
 import random
 import signal
@@ -96,7 +97,7 @@ class _Writer(threading.Thread):
                 answer = signed_request(self.port, self.user.access, self.user.secret, "PUT",
                                         url_path(self.bucket, f"key-{index:05d}"),
                                         body=body_of(index))
-            except OSError:
+            except (OSError, http.client.HTTPException):
                 return  # the server died under us: expected
             if answer.status != 200:
                 self.error = AssertionError(f"PUT key-{index:05d}: {answer.status} "
