@@ -128,7 +128,7 @@ class AwsS3ApiTests(CliCase):
         self.assertEqual(got["ContentRange"], "bytes 2-4/10")
         with open(out, "rb") as f:
             self.assertEqual(f.read(), b"234")
-        listed = self.api("list-objects-v2", "--bucket", b)
+        listed = self.api("list-objects-v2", "--bucket", b, "--no-paginate")
         self.assertEqual((listed["KeyCount"], listed["Contents"][0]["Key"]), (1, "k"))
         location = self.api("get-bucket-location", "--bucket", b)
         self.assertIn("LocationConstraint", location)

@@ -134,12 +134,6 @@ WEB = Owner(project_id="web", display_name="web")
 DB = Owner(project_id="db", display_name="db")
 
 
-class _Creds:
-    def __init__(self, project: str, superuser: bool = False) -> None:
-        self.project = type("P", (), {"id": project})()
-        self.is_superuser = superuser
-
-
 class _Identity:
     def __init__(self, project: str, superuser: bool = False) -> None:
         self.project_id = project

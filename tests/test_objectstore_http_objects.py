@@ -10,10 +10,12 @@ import base64
 import hashlib
 import zlib
 
+from twisted.internet import defer, protocol
 from twisted.trial import unittest
 
+from nova.auth.signer import sign_v4_headers
 from nova.objectstore.http import producers
-from tests.test_objectstore_http_support import NS, S3Harness
+from tests.test_objectstore_http_support import NS, REGION, S3Harness, aws_chunked
 
 
 def md5_b64(data: bytes) -> str:
@@ -81,6 +83,19 @@ class ObjectTests(unittest.TestCase):
         too_long = await s3.request("PUT", self.path("x" * 1025), user=s3.alice, body=b"x")
         self.assertEqual((too_long.status, too_long.code), (400, "KeyTooLongError"))
 
+    async def test_what_cannot_be_honoured_is_refused(self) -> None:
+        s3 = self.s3
+        for headers in ({"x-amz-server-side-encryption": "AES256"},
+                        {"x-amz-grant-read": 'id="someone"'},
+                        {"x-amz-object-lock-mode": "GOVERNANCE"}):
+            reply = await s3.request("PUT", self.path("k"), user=s3.alice, body=b"x",
+                                     headers=headers)
+            self.assertEqual((reply.status, reply.code), (501, "NotImplemented"), headers)
+        big = await s3.request("PUT", self.path("k"), user=s3.alice, body=b"x",
+                               headers={"x-amz-meta-big": "v" * 2100})
+        self.assertEqual((big.status, big.code), (400, "MetadataTooLarge"))
+        self.assertEqual((await s3.request("HEAD", self.path("k"), user=s3.alice)).status, 404)
+
     async def test_ranges(self) -> None:
         s3 = self.s3
         data = bytes(range(256)) * 4
@@ -99,6 +114,7 @@ class ObjectTests(unittest.TestCase):
                                   headers={"Range": "bytes=1024-"})
         self.assertEqual((beyond.status, beyond.code), (416, "InvalidRange"))
         self.assertEqual(beyond.xml().findtext("ActualObjectSize"), "1024")
+        self.assertEqual(beyond.headers["content-range"], "bytes */1024")
         head = await s3.request("HEAD", self.path("r"), user=s3.alice,
                                 headers={"Range": "bytes=0-9"})
         self.assertEqual((head.status, head.headers["content-range"]), (206, "bytes 0-9/1024"))
@@ -234,6 +250,142 @@ class ObjectTests(unittest.TestCase):
         stolen = await s3.request("PUT", f"/{theirs}/x", user=s3.bob,
                                   headers={"x-amz-copy-source": encoded})
         self.assertEqual(stolen.status, 403)
+
+    async def test_presigned_put(self) -> None:
+        s3 = self.s3
+        reply = await s3.request("PUT", self.path("via-url"), user=s3.alice, sign="v4-query",
+                                 body=b"presigned body")
+        self.assertEqual(reply.status, 200, reply.body)
+        self.assertEqual((await s3.request("GET", self.path("via-url"), user=s3.alice)).body,
+                         b"presigned body")
+
+    async def test_unsigned_trailer_checksum(self) -> None:
+        s3 = self.s3
+        data = b"trailing checksum " * 1000
+        crc = base64.b64encode(zlib.crc32(data).to_bytes(4, "big")).decode()
+        for claimed, status in (("AAAAAA==", 400), (crc, 200)):
+            body = aws_chunked(data, 4096, trailers={"x-amz-checksum-crc32": claimed})
+            reply = await s3.request("PUT", self.path("trailer"), user=s3.alice, body=body,
+                                     payload="STREAMING-UNSIGNED-PAYLOAD-TRAILER", headers={
+                                         "Content-Encoding": "aws-chunked",
+                                         "x-amz-decoded-content-length": str(len(data)),
+                                         "x-amz-trailer": "x-amz-checksum-crc32"})
+            self.assertEqual(reply.status, status, reply.body)
+        got = await s3.request("GET", self.path("trailer"), user=s3.alice)
+        self.assertEqual(got.body, data)
+        self.assertNotIn("content-encoding", got.headers)
+
+    async def test_missing_object(self) -> None:
+        s3 = self.s3
+        head = await s3.request("HEAD", self.path("nope"), user=s3.alice)
+        self.assertEqual((head.status, head.body), (404, b""))
+        get = await s3.request("GET", self.path("nope"), user=s3.alice)
+        self.assertEqual((get.status, get.code, get.xml().findtext("Key")),
+                         (404, "NoSuchKey", "nope"))
+
+    async def test_client_gone_mid_download_closes_the_object(self) -> None:
+        s3 = self.s3
+        await s3.put(s3.alice, self.bucket, "big", b"b" * (8 * 1024 * 1024))
+        open_object = s3.store.open_object
+        service = s3.site.resource._service
+        for use_sendfile in (True, False):
+            service.use_sendfile = use_sendfile
+            closed: defer.Deferred[None] = defer.Deferred()
+
+            async def spy(bucket: str, key: str, closed=closed):
+                handle = await open_object(bucket, key)
+                close = handle.close
+
+                def closing() -> None:
+                    close()
+                    if not closed.called:
+                        closed.callback(None)
+
+                handle.close = closing
+                return handle
+
+            s3.store.open_object = spy
+            got_data: defer.Deferred[None] = defer.Deferred()
+            request = self._raw_get(f"/{self.bucket}/big")
+
+            class Impatient(protocol.Protocol):
+                def connectionMade(self) -> None:  # noqa: N802
+                    self.transport.write(request)
+
+                def dataReceived(self, data: bytes) -> None:  # noqa: N802
+                    if not got_data.called:
+                        self.transport.abortConnection()
+                        got_data.callback(None)
+
+            await protocol.ClientCreator(s3.reactor, Impatient).connectTCP(
+                "127.0.0.1", s3.port.getHost().port)
+            await got_data
+            await closed  # the producer noticed and let the object go
+        self.assertEqual(self.flushLoggedErrors(), [])
+
+    async def test_refused_upload_answered_while_the_client_still_sends(self) -> None:
+        s3 = self.s3
+        theirs = await s3.make_bucket(s3.bob)
+        path = f"/{theirs}/stolen"
+        length = 64 * 1024 * 1024
+        headers = sign_v4_headers("PUT", s3.host, path, [], {"Content-Length": str(length)},
+                                  s3.alice.access, s3.alice.secret, REGION, "s3",
+                                  payload_sha256="UNSIGNED-PAYLOAD")
+        head = "".join([f"PUT {path} HTTP/1.1\r\n", f"Host: {s3.host}\r\n",
+                        f"Content-Length: {length}\r\n"] +
+                       [f"{k}: {v}\r\n" for k, v in headers.items()]) + "\r\n"
+        done: defer.Deferred[bytes] = defer.Deferred()
+
+        class Pushy(protocol.Protocol):
+            """
+            Sends its whole body before it reads anything, as s3cmd and boto 2
+            do: an answer followed by a reset would be lost to it.
+            """
+
+            received = b""
+            sent = 0
+
+            def connectionMade(self) -> None:  # noqa: N802
+                self.transport.pauseProducing()  # no reading until all is sent
+                self.transport.write(head.encode())
+                self.transport.registerProducer(self, True)
+                self.resumeProducing()
+
+            def resumeProducing(self) -> None:  # noqa: N802
+                self.paused = False
+                while not self.paused and self.sent < length:
+                    self.transport.write(b"\0" * 65536)
+                    self.sent += 65536
+                if self.sent >= length and not self.paused:
+                    self.transport.resumeProducing()  # everything is out: read
+
+            def pauseProducing(self) -> None:  # noqa: N802
+                self.paused = True
+
+            def stopProducing(self) -> None:  # noqa: N802
+                self.paused = True
+
+            def dataReceived(self, data: bytes) -> None:  # noqa: N802
+                self.received += data
+
+            def connectionLost(self, reason: object = None) -> None:  # noqa: N802
+                done.callback(self.received)
+
+        await protocol.ClientCreator(s3.reactor, Pushy).connectTCP(
+            "127.0.0.1", s3.port.getHost().port)
+        answer = await done
+        # the whole error document arrived (no reset), and nothing was stored
+        self.assertTrue(answer.startswith(b"HTTP/1.1 403 "), answer[:200])
+        self.assertTrue(answer.endswith(b"</Error>"), answer[-200:])
+        self.assertEqual((await s3.request("HEAD", path, user=s3.bob)).status, 404)
+
+    def _raw_get(self, path: str) -> bytes:
+        s3 = self.s3
+        headers = sign_v4_headers("GET", s3.host, path, [], {}, s3.alice.access,
+                                  s3.alice.secret, REGION, "s3")
+        lines = [f"GET {path} HTTP/1.1", f"Host: {s3.host}"] + [
+            f"{k}: {v}" for k, v in headers.items()]
+        return ("\r\n".join(lines) + "\r\n\r\n").encode()
 
     async def test_large_body_streams_with_sendfile(self) -> None:
         s3 = self.s3

@@ -263,3 +263,19 @@ class StreamingTests(unittest.TestCase):
         self.assertEqual(self.answer().count(b"HTTP/1.1 200 OK"), 2)
         self.assertFalse(self.transport.disconnecting)
         self.assertEqual((await self.store.head_object("bkt", "two")).size, 11)
+
+    async def test_response_header_spelling(self) -> None:
+        body = b"meta"
+        self.protocol.dataReceived(self.head("/bkt/m", len(body),
+                                             extra={"x-amz-meta-Colour": "blue"}) + body)
+        self.transport.clear()
+        headers = sign_v4_headers("GET", HOST, "/bkt/m", [], {}, self.access, self.secret,
+                                  "us-east-1", "s3", now=NOW)
+        self.protocol.dataReceived(("GET /bkt/m HTTP/1.1\r\n" + f"Host: {HOST}\r\n" + "".join(
+            f"{k}: {v}\r\n" for k, v in headers.items()) + "\r\n").encode())
+        answer = self.answer()
+        # S3's spelling: clients name user metadata after the header as received
+        self.assertIn(b"\r\nx-amz-meta-colour: blue\r\n", answer)
+        self.assertIn(b"\r\nx-amz-request-id: ", answer)
+        self.assertIn(b'\r\nETag: "', answer)
+        self.assertTrue(answer.endswith(b"\r\n\r\nmeta"), answer)

@@ -118,6 +118,7 @@ class S3Harness:
         await self.store.open()
         test.addCleanup(lambda: defer.Deferred.fromCoroutine(self.store.close()))
         self.config = ObjectStoreConfig(virtual_host_suffix=VHOST_SUFFIX)
+        options.setdefault("region", "nova")
         self.site = build_site(self.store, self.auth, reactor, self.config,
                                thread_runner(reactor), **options)
         self.connections: list[Any] = []

@@ -98,7 +98,8 @@ async def objectstore_components(server: NovaServer) -> list[IService]:
                                   server.run_in_thread, config.objectstore.max_object_size)
     await store.open()
     site = build_site(store, server.auth, server.reactor, config.objectstore,
-                      server.run_in_thread)
+                      server.run_in_thread, region=config.region,
+                      max_skew=config.api.max_clock_skew)
     listener = ListeningService(server.reactor, config.objectstore.listen,
                                 config.objectstore.port, site, name="nova-objectstore (S3)")
     return [_ClosingService(store),

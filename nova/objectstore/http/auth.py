@@ -119,7 +119,8 @@ class Authenticator:
 
 def is_owner(identity: Identity | None, owner: Owner) -> bool:
     """@return: whether C{identity} has full control of what C{owner} owns."""
-    return identity is not None and (identity.is_superuser or identity.project_id == owner.project_id)
+    return identity is not None and (identity.is_superuser
+                                     or identity.project_id == owner.project_id)
 
 
 def acl_allows(acl: str, identity: Identity | None, permission: str) -> bool:

@@ -72,9 +72,9 @@ async def delete_bucket(service: Any, call: S3Call) -> Response:
 
 
 async def get_bucket_location(service: Any, call: S3Call) -> Response:
-    """GetBucketLocation: the default region (an empty constraint)."""
+    """GetBucketLocation: the cloud's region (every bucket lives there)."""
     await bucket_for(service, call, None)
-    return Response.xml(xmlrender.location(""))
+    return Response.xml(xmlrender.location(service.region))
 
 
 async def get_bucket_acl(service: Any, call: S3Call) -> Response:

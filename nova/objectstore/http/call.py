@@ -81,10 +81,6 @@ class S3Call:
     identity: Identity | None
     received: ReceivedBody | None = None
 
-    def header(self, name: str, default: str | None = None) -> str | None:
-        """@return: the value of header C{name} (lower case), or C{default}."""
-        return self.headers.get(name, default)
-
 
 @attr.s(auto_attribs=True, kw_only=True)
 class ObjectStream:

@@ -73,6 +73,22 @@ def canned_acl(headers: Mapping[str, str], default: str | None = "private") -> s
                       ArgumentName="x-amz-acl", ArgumentValue=value)
 
 
+#: request headers asking for what this store cannot honour (refused, not ignored)
+_UNSUPPORTED_HEADER_PREFIXES = ("x-amz-server-side-encryption", "x-amz-object-lock-")
+
+
+def refuse_unsupported(headers: Mapping[str, str]) -> None:
+    """
+    @raise S3NotImplemented: the request asks for server-side encryption or
+        object lock, which this store does not do (storing the object
+        without them would be a wrong answer).
+    """
+    for name in headers:
+        if name.startswith(_UNSUPPORTED_HEADER_PREFIXES):
+            raise S3NotImplemented(f"The {name} header asks for what this store does not "
+                                   "implement.")
+
+
 def metadata_from(headers: Mapping[str, str]) -> dict[str, str]:
     """
     @return: the user metadata of C{x-amz-meta-*} headers (names without the prefix).
@@ -105,7 +121,13 @@ def stored_headers(headers: Mapping[str, str]) -> dict[str, str]:
 
 
 def new_object_from(headers: Mapping[str, str], owner: Owner, acl: str) -> NewObject:
-    """@return: what a PutObject (or CreateMultipartUpload) says about its object."""
+    """
+    @return: what a PutObject (or CreateMultipartUpload, or a replacing
+        CopyObject) says about its object.
+    @raise S3NotImplemented: see L{refuse_unsupported}.
+    @raise MetadataTooLarge: see L{metadata_from}.
+    """
+    refuse_unsupported(headers)
     content_type = headers.get("content-type") or "binary/octet-stream"
     return NewObject(content_type=content_type, headers=stored_headers(headers),
                      metadata=metadata_from(headers), owner=owner, acl=acl)
@@ -134,4 +156,4 @@ def object_headers(info: ObjectInfo) -> list[tuple[str, str]]:
 
 __all__ = ["MAX_METADATA", "STORED_HEADERS", "bucket_for", "canned_acl", "get_bucket",
            "http_date", "metadata_from", "new_object_from", "no_such_key", "object_headers",
-           "owner_of_new", "stored_headers"]
+           "owner_of_new", "refuse_unsupported", "stored_headers"]

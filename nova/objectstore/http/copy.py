@@ -15,7 +15,8 @@ from nova.objectstore.http import xmlrender
 from nova.objectstore.http.auth import READ, WRITE, require
 from nova.objectstore.http.call import Response, S3Call
 from nova.objectstore.http.common import (bucket_for, canned_acl, get_bucket,
-                                          new_object_from, no_such_key, owner_of_new)
+                                          new_object_from, no_such_key, owner_of_new,
+                                          refuse_unsupported)
 from nova.objectstore.http.conditionals import check_copy_conditions
 from nova.objectstore.http.errors import with_fields
 from nova.objectstore.interfaces import NewObject, ObjectInfo
@@ -78,6 +79,7 @@ async def copy_object(service: Any, call: S3Call) -> Response:
     assert acl is not None
     owner = owner_of_new(call.identity, bucket)
     if directive == "COPY":
+        refuse_unsupported(call.headers)
         if (source.bucket, source.key) == (bucket.name, call.route.key):
             raise InvalidRequest(
                 "This copy request is illegal because it is trying to copy an object to "

@@ -30,9 +30,6 @@ UnexpectedContent = _error("UnexpectedContent", "UnexpectedContent", 400,
 InvalidChunkSizeError = _error("InvalidChunkSizeError", "InvalidChunkSizeError", 400,
                                "Only the last chunk is allowed to have a size less than 8192 "
                                "bytes, and the chunk encoding must be well formed.")
-RequestTimeout = _error("RequestTimeout", "RequestTimeout", 400,
-                        "Your socket connection to the server was not read from or written "
-                        "to within the timeout period.")
 
 
 def _missing_config(name: str, code: str, doc: str) -> type[S3Error]:
@@ -111,6 +108,6 @@ __all__ = [
     "MetadataTooLarge", "NoEncryptionConfiguration", "NoObjectLockConfiguration",
     "NoOwnershipControls", "NoPublicAccessBlock", "NoReplicationConfiguration",
     "NoSuchBucketPolicy", "NoSuchCORSConfiguration", "NoSuchLifecycleConfiguration",
-    "NoSuchTagSet", "NoSuchWebsiteConfiguration", "RequestTimeout", "S3NotImplemented",
+    "NoSuchTagSet", "NoSuchWebsiteConfiguration", "S3NotImplemented",
     "UnexpectedContent", "fields_of", "with_fields",
 ]

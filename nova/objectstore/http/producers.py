@@ -32,6 +32,8 @@ READ_CHUNK = 512 * 1024
 SENDFILE_STEP = 8 * 1024 * 1024
 #: smaller bodies are read and written (one thread hop) rather than sent with sendfile
 SENDFILE_MIN = 256 * 1024
+#: socket errors that only mean the client went away
+_GONE = (errno.EPIPE, errno.ECONNRESET, errno.ENOTCONN, errno.ESHUTDOWN, errno.EBADF)
 
 
 def sendfile_some(out_fd: int, in_fd: int, offset: int, count: int) -> tuple[int, bool]:
@@ -128,25 +130,34 @@ class ReadProducer:
         try:
             await self._body()
             self._done()
+        except OSError as e:
+            if e.errno not in _GONE and not self._gone():
+                log.failure("streaming an object failed")
+            self._abort()
         except Exception:
             log.failure("streaming an object failed")
             self._abort()
         finally:
             self._handle.close()
 
+    def _gone(self) -> bool:
+        return self._stopped or getattr(self._request, "_disconnected", False) or \
+            getattr(self._request, "channel", None) is None
+
+    def _unregister(self) -> None:
+        if self._request.producer is not None and not self._gone():
+            self._request.unregisterProducer()
+
     def _done(self) -> None:
-        request = self._request
-        request.unregisterProducer()
-        if not self._stopped and not getattr(request, "_disconnected", False):
-            request.finish()
+        self._unregister()
+        if not self._gone():
+            self._request.finish()
 
     def _abort(self) -> None:
         # Part of the body may be out already: the only honest signal left
         # is to drop the connection.
-        request = self._request
-        if request.producer is not None:
-            request.unregisterProducer()
-        transport = getattr(getattr(request, "channel", None), "transport", None)
+        self._unregister()
+        transport = getattr(getattr(self._request, "channel", None), "transport", None)
         if transport is not None:
             transport.abortConnection()
 

@@ -52,8 +52,10 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
 
 
 def _unsatisfiable(header: str, size: int) -> InvalidRange:
-    return with_fields(InvalidRange("The requested range is not satisfiable"),
-                       RangeRequested=header.strip(), ActualObjectSize=str(size))
+    error = with_fields(InvalidRange("The requested range is not satisfiable"),
+                        RangeRequested=header.strip(), ActualObjectSize=str(size))
+    error.s3_headers = [("Content-Range", f"bytes */{size}")]  # type: ignore[attr-defined]
+    return error
 
 
 def content_range(first: int, last: int, size: int) -> str:

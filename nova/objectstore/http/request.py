@@ -24,6 +24,7 @@ from twisted.internet import defer
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.web import server
+from twisted.web.http_headers import Headers
 
 from nova.exception import NovaError
 from nova.objectstore.errors import EntityTooLarge, S3Error, ServiceUnavailable
@@ -55,6 +56,24 @@ def header_dict(raw_headers: Any) -> dict[str, str]:
         key = name.decode("latin-1").lower()
         headers[key] = ",".join(v.decode("utf-8", "surrogateescape").strip() for v in values)
     return headers
+
+
+class S3ResponseHeaders(Headers):
+    """
+    Response headers that go out with S3's own spelling of C{x-amz-*} names.
+
+    twisted.web writes every header name Capitalised-Like-This. Header names
+    are case-insensitive, but clients build user metadata from the names of
+    the C{x-amz-meta-*} headers as received (boto3 and awscli hand back
+    C{{"colour": ...}} from S3's C{x-amz-meta-colour}), so those are sent in
+    lower case, as S3 sends them.
+    """
+
+    __slots__ = ()
+
+    def getAllRawHeaders(self) -> Any:  # noqa: N802 (Twisted's name)
+        for name, values in super().getAllRawHeaders():
+            yield (name.lower() if name[:6].lower() == b"x-amz-" else name), values
 
 
 class UploadReceiver:
@@ -223,6 +242,7 @@ class S3Request(server.Request):
         self.early_error: BaseException | None = None
         self.body_complete = False
         self.defaultContentType = None
+        self.responseHeaders = S3ResponseHeaders()
         self._buffered = 0
         self._expects_continue = False
 
@@ -238,6 +258,11 @@ class S3Request(server.Request):
         except NovaError as e:
             self._hold_continue()
             self.reject_early(e)
+            return
+        except Exception:
+            log.failure("planning the body of an S3 request failed")
+            self._hold_continue()
+            self.reject_early(S3Error("We encountered an internal error. Please try again."))
             return
         if plan is not None:
             self._hold_continue()
@@ -323,7 +348,46 @@ class S3Request(server.Request):
         if self.body_complete or self._disconnected or self.channel is None:
             return
         self.channel.persistent = False
+        linger_on_close(self.channel, self.service.clock)
         self.channel.allContentReceived()
+
+
+#: how long a refused client may go on sending before its connection is cut
+LINGER_SECONDS = 10.0
+
+
+def linger_on_close(channel: Any, clock: Any, seconds: float = LINGER_SECONDS) -> None:
+    """
+    Make the coming close of C{channel} (after an early answer) a lingering one.
+
+    A client that does not wait for C{100 Continue} is still sending its body
+    when it is refused. Closing at once would make the kernel reset the
+    connection over the unread bytes, and the client would see the reset
+    rather than the error document. So: send the answer, then half-close
+    (FIN), read and drop whatever still comes (nothing reaches the store),
+    and cut the connection once the client closes or after C{seconds}.
+    """
+    transport = channel.transport
+    if not hasattr(transport, "loseWriteConnection"):
+        return
+    lost = channel.connectionLost
+
+    def lingering_close() -> None:
+        channel.dataReceived = lambda data: None
+        # no producer left to resume: the transport then sends its FIN
+        transport.unregisterProducer()
+        transport.loseWriteConnection()
+        transport.resumeProducing()
+        deadline = clock.callLater(seconds, transport.abortConnection)
+
+        def connection_lost(reason: Any) -> None:
+            if deadline.active():
+                deadline.cancel()
+            lost(reason)
+
+        channel.connectionLost = connection_lost
+
+    channel.loseConnection = lingering_close
 
 
 def request_factory(service: Any) -> Any:
@@ -335,5 +399,5 @@ def request_factory(service: Any) -> Any:
     return make
 
 
-__all__ = ["ClientGone", "PREADMIT_LIMIT", "S3Request", "UploadReceiver", "header_dict",
-           "request_factory"]
+__all__ = ["ClientGone", "LINGER_SECONDS", "PREADMIT_LIMIT", "S3Request", "S3ResponseHeaders",
+           "UploadReceiver", "header_dict", "linger_on_close", "request_factory"]

@@ -18,14 +18,6 @@ from nova.auth.signer import bucket_from_host, parse_query
 from nova.objectstore.errors import MethodNotAllowed
 from nova.objectstore.http.errors import InvalidURI, S3NotImplemented
 
-#: query parameters that authenticate a request rather than name a resource
-AUTH_PARAMS = frozenset({
-    "AWSAccessKeyId", "Signature", "Expires", "X-Amz-Algorithm", "X-Amz-Credential",
-    "X-Amz-Date", "X-Amz-Expires", "X-Amz-SignedHeaders", "X-Amz-Signature",
-    "X-Amz-Security-Token",
-})
-
-
 def _has_surrogates(text: str) -> bool:
     return any("\udc80" <= ch <= "\udcff" for ch in text)
 
@@ -259,4 +251,4 @@ def resolve_action(method: str, route: Route, headers: Mapping[str, str]) -> str
 #: the operations whose request body is an object's data, streamed to the store
 UPLOAD_ACTIONS = frozenset({"PutObject", "UploadPart"})
 
-__all__ = ["AUTH_PARAMS", "Route", "UPLOAD_ACTIONS", "parse_route", "resolve_action"]
+__all__ = ["Route", "UPLOAD_ACTIONS", "parse_route", "resolve_action"]

@@ -64,19 +64,23 @@ class S3Service:
         (C{await run_in_thread(fn, *args)}).
     @ivar max_xml_body: the largest body buffered for an XML operation.
     @ivar host_id: the C{x-amz-id-2} of this server.
+    @ivar use_sendfile: send object bodies with C{os.sendfile} where possible.
+    @ivar region: the cloud's region, what GetBucketLocation answers (empty:
+        S3's default region).
     """
 
     def __init__(self, store: Any, auth: Any, clock: Any, config: Any,
                  run_in_thread: Callable[..., Awaitable[Any]], *,
                  max_xml_body: int = 2 * 1024 * 1024,
                  max_skew: float = signer.DEFAULT_MAX_SKEW,
-                 use_sendfile: bool = True) -> None:
+                 use_sendfile: bool = True, region: str = "") -> None:
         self.store = store
         self.clock = clock
         self.config = config
         self.run_in_thread = run_in_thread
         self.max_xml_body = max_xml_body
         self.use_sendfile = use_sendfile
+        self.region = region
         self.authenticator = Authenticator(auth, clock, max_skew)
         self.host_id = hashlib.sha256(uuid.uuid4().bytes).hexdigest()[:32]
 
@@ -97,9 +101,17 @@ class S3Service:
 
     def signed_view(self, method: str, uri: str, headers: Mapping[str, str],
                     body: bytes | None, route: Route) -> signer.SignedRequest:
-        """@return: what the signature checks read of the request."""
-        return signer.SignedRequest.from_parts(method, uri, dict(headers), body,
-                                               form_body=False,
+        """
+        @return: what the signature checks read of the request. For a SigV2
+            presigned URL, C{x-amz-*} query parameters count as headers, as
+            in S3 (boto 2 moves the signed metadata of a key there).
+        """
+        folded = dict(headers)
+        if route.has("Signature") and route.has("AWSAccessKeyId"):
+            for name, value in route.params:
+                if name.lower().startswith("x-amz-"):
+                    folded.setdefault(name.lower(), value)
+        return signer.SignedRequest.from_parts(method, uri, folded, body, form_body=False,
                                                virtual_bucket=route.virtual_bucket)
 
     # -- uploads --------------------------------------------------------------
@@ -263,12 +275,11 @@ class S3Service:
         if status >= 500:
             log.error("S3 {code} ({request_id}): {message}", code=code,
                       request_id=request_id, message=message)
-        headers: list[tuple[str, str]] = []
+        headers: list[tuple[str, str]] = list(getattr(error, "s3_headers", ()))
         if code == "MethodNotAllowed":
             headers.append(("Allow", "GET, HEAD, PUT, POST, DELETE"))
         if status == 304:
-            return Response(status=304, headers=headers + list(
-                getattr(error, "s3_headers", ())))
+            return Response(status=304, headers=headers)
         fields = fields_of(error)
         if route is not None and code == "NoSuchBucket":
             fields.setdefault("BucketName", route.bucket)

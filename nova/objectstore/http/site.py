@@ -18,7 +18,7 @@ def build_service(store: Any, auth: Any, clock: Any, config: Any,
                   run_in_thread: Callable[..., Awaitable[Any]], **options: Any) -> S3Service:
     """
     @param options: passed to L{S3Service} (C{max_xml_body}, C{max_skew},
-        C{use_sendfile}).
+        C{use_sendfile}, C{region}: pass C{NovaConfig.region}).
     @return: the S3 service over C{store}.
     """
     return S3Service(store, auth, clock, config, run_in_thread, **options)
