@@ -72,7 +72,7 @@ class LayoutTests(unittest.TestCase):
         for key in ["../../etc/passwd", "/abs", "a\x00b", "x" * 1024, ".."]:
             path = layout.object_path("bkt", key)
             digest = names.object_digest("bkt", key)
-            self.assertEqual(path, Path("/srv/store/objects") / digest[:2] / digest[2:4] / digest)
+            self.assertEqual(path, Path("/srv/store/objects") / digest[:2] / digest)
 
     def test_upload_paths(self) -> None:
         layout = Layout(Path("/srv/store"))

@@ -214,7 +214,7 @@ class ObjectContractMixin:
         self.assertEqual(len(objects), len(hostile))
         for path in objects:
             self.assertEqual(len(path.name), 64)
-            self.assertEqual(path.parent.parent.parent, self.root / "objects")
+            self.assertEqual(path.parent.parent, self.root / "objects")
         self.assertEqual(files_under(self.root / "buckets"), [self.root / "buckets" / "bkt.json"])
         self.assertFalse(Path("/etc/passwd.tmp").exists())
 

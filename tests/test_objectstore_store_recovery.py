@@ -144,8 +144,7 @@ class RecoveryContractMixin:
         # a crash in the middle of deleting bucket "gone": its file went first
         os.unlink(self.root / "buckets" / "gone.json")  # type: ignore[attr-defined]
         # a file that is not an object, where objects live
-        junk = self.root / "objects" / "00" / "00"  # type: ignore[attr-defined]
-        junk.mkdir(parents=True, exist_ok=True)
+        junk = self.root / "objects" / "00"  # type: ignore[attr-defined]
         (junk / ("0" * 64)).write_bytes(b"garbage")
         # an upload directory without its upload.json, a part without its record
         stray = self.root / "uploads" / ("f" * 32)  # type: ignore[attr-defined]

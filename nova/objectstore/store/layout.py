@@ -46,11 +46,18 @@ class Layout:
         """Create the top-level directories (blocking; at start)."""
         for path in (self.objects, self.uploads, self.buckets, self.tmp, self.quarantine):
             path.mkdir(parents=True, exist_ok=True)
+        # All 256 fan-out directories up front: a PUT then never creates a
+        # directory (a mkdir and a journal commit on the hot path).
+        for n in range(256):
+            (self.objects / f"{n:02x}").mkdir(exist_ok=True)
+        fsync_dir(self.objects)
 
     def object_path(self, bucket: str, key: str) -> Path:
         """@return: the file of the object C{bucket/key} (whether it exists or not)."""
         digest = object_digest(bucket, key)
-        return self.objects / digest[:2] / digest[2:4] / digest
+        # one level of 256 directories: ~40,000 files each at 10 million
+        # objects, well within what ext4's hashed directories handle
+        return self.objects / digest[:2] / digest
 
     def bucket_path(self, name: str) -> Path:
         """@return: the file holding bucket C{name}'s record."""
@@ -102,24 +109,27 @@ def ensure_dir(path: Path, stop: Path) -> None:
     fsync_dir(path.parent)
 
 
-def place(src: Path, dst: Path, stop: Path | None) -> None:
+def place(src: Path, dst: Path, stop: Path | None, sync: bool = True) -> None:
     """
     Rename C{src} over C{dst} (atomic: a reader opens the old file or the
     new one) and make the rename durable.
 
     @param stop: the directory below which missing parents of C{dst} are
         made; C{None}: the parent must exist.
+    @param sync: make the rename durable here; C{False} when the caller makes
+        it durable itself (a L{nova.objectstore.store.durability.GroupSync}).
     @raise FileNotFoundError: C{stop} is C{None} and the parent is missing.
     """
     if stop is not None:
         ensure_dir(dst.parent, stop)
     os.replace(src, dst)
-    fsync_dir(dst.parent)
+    if sync:
+        fsync_dir(dst.parent)
 
 
-def remove(path: Path) -> bool:
+def remove(path: Path, sync: bool = True) -> bool:
     """
-    Unlink C{path} and make that durable.
+    Unlink C{path} and make that durable (unless C{sync} is false: see L{place}).
 
     @return: whether it existed.
     """
@@ -127,7 +137,8 @@ def remove(path: Path) -> bool:
         os.unlink(path)
     except FileNotFoundError:
         return False
-    fsync_dir(path.parent)
+    if sync:
+        fsync_dir(path.parent)
     return True
 
 

@@ -21,6 +21,7 @@ from nova.objectstore.interfaces import NewObject, ObjectInfo
 from nova.objectstore.store.buckets import Buckets
 from nova.objectstore.store.concurrency import KeyedLocks, RunInThread
 from nova.objectstore.store.index import ObjectIndex
+from nova.objectstore.store.durability import GroupSync
 from nova.objectstore.store.layout import Layout, place, remove
 from nova.objectstore.store.names import check_acl, check_key, is_key
 from nova.objectstore.store.objectfile import object_header
@@ -49,6 +50,7 @@ class Objects:
         self._locks = locks
         self._new_writer = new_writer
         self._on_index_failure = on_index_failure
+        self._durable = GroupSync(layout.root, run_in_thread)
 
     # -- commits -----------------------------------------------------------------
 
@@ -105,7 +107,8 @@ class Objects:
     async def _place(self, writer: FileWriter, info: ObjectInfo, incarnation: str) -> None:
         path = self._layout.object_path(info.bucket, info.key)
         try:
-            await self._run(place, writer.path, path, self._layout.objects)
+            await self._run(place, writer.path, path, self._layout.objects, False)
+            await self._durable.sync()
         except BaseException:
             await self._run(writer.discard_sync)
             raise
@@ -157,7 +160,9 @@ class Objects:
         if path is None:
             return False
         async with self._locks.hold(("object", bucket, key)):
-            existed: bool = await self._run(remove, path)
+            existed: bool = await self._run(remove, path, False)
+            if existed:
+                await self._durable.sync()
             try:
                 await self._index.remove(bucket, key)
             except BaseException:

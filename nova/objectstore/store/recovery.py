@@ -114,9 +114,8 @@ def _object_files(layout: Layout) -> list[Path]:
     for top in os.scandir(layout.objects):
         if not top.is_dir(follow_symlinks=False):
             continue
-        for mid in os.scandir(top.path):
-            if mid.is_dir(follow_symlinks=False):
-                found.extend(Path(e.path) for e in os.scandir(mid.path))
+        found.extend(Path(e.path) for e in os.scandir(top.path)
+                     if e.is_file(follow_symlinks=False))
     return found
 
 
