@@ -92,28 +92,25 @@ class Objects:
         @param locked: the caller holds the key's lock already.
         @raise NoSuchBucket: the bucket was deleted meanwhile (nothing is left).
         """
-        try:
-            await self._run(writer.seal_sync, header)
-        except BaseException:
-            await self._run(writer.discard_sync)
-            raise
         if locked:
-            await self._place(writer, info, incarnation)
+            await self._place(writer, header, info, incarnation)
         else:
             async with self._locks.hold(("object", info.bucket, info.key)):
-                await self._place(writer, info, incarnation)
+                await self._place(writer, header, info, incarnation)
         return info
 
-    async def _place(self, writer: FileWriter, info: ObjectInfo, incarnation: str) -> None:
+    async def _place(self, writer: FileWriter, header: dict[str, Any], info: ObjectInfo,
+                     incarnation: str) -> None:
         path = self._layout.object_path(info.bucket, info.key)
         try:
-            await self._run(place, writer.path, path, self._layout.objects, False)
-            await self._durable.sync()
+            # one trip to a worker thread for both: a small PUT is mostly hops
+            await self._run(_seal_and_rename, writer, header, path, self._layout.objects)
         except BaseException:
             await self._run(writer.discard_sync)
             raise
         writer.committed()
         try:
+            await self._durable.sync()
             await self._index.put(info.bucket, incarnation, info)
         except errors.NoSuchBucket:
             # deleted while the body was written: nothing may remain of it
@@ -220,3 +217,9 @@ class Objects:
                               acl=acl)
             return await self.install(writer, object_header(info), info, incarnation,
                                       locked=True)
+
+
+def _seal_and_rename(writer: FileWriter, header: dict[str, Any], path: Path, stop: Path) -> None:
+    """Seal the writer's file with C{header} (fsync'd) and rename it to C{path}. Blocking."""
+    writer.seal_sync(header)
+    place(writer.path, path, stop, False)
