@@ -1,0 +1,1 @@
+"""nova-scheduler: picks the compute (or volume) host for new work."""
