@@ -140,3 +140,61 @@ def s3_clean_token() -> str:
         when they differ, the next start reconciles the index with the files).
     """
     return "s3:clean-shutdown"
+
+
+# -- instances and reservations (nova.compute.repository) ----------------------
+#
+# One transaction writes an instance record with its entries in the global and
+# the project's by-time indexes (sorted sets scored by created_at: the stable
+# order of DescribeInstances and its paging), in its host's set once it has a
+# host, and in the terminated index (scored by terminated_at) once terminated.
+# Reservation, client token and quota usage are written in the same
+# transaction as the reservation's instances.
+
+def instance(instance_id: str) -> str:
+    """@return: the key holding an L{Instance} record."""
+    return f"instance:{part(instance_id)}"
+
+
+def instances_by_time() -> str:
+    """@return: the sorted set of every instance key, scored by creation time."""
+    return "instances:by_time"
+
+
+def instances_of_project(project_id: str) -> str:
+    """@return: the sorted set of a project's instance keys, scored by creation time."""
+    return f"instances:project:{part(project_id)}"
+
+
+def instances_on_host(host: str) -> str:
+    """@return: the index set of the instance keys placed on a compute host."""
+    return f"instances:host:{part(host)}"
+
+
+def instances_terminated() -> str:
+    """@return: the sorted set of terminated instance keys, scored by termination time."""
+    return "instances:terminated"
+
+
+def reservation(reservation_id: str) -> str:
+    """@return: the key holding a L{Reservation} record."""
+    return f"reservation:{part(reservation_id)}"
+
+
+def instance_client_token(project_id: str, token: str) -> str:
+    """@return: the key holding the reservation id a project's ClientToken made."""
+    return f"client-token:{part(project_id)}:{part(token)}"
+
+
+def quota(project_id: str) -> str:
+    """@return: the hash of a project's quota overrides (name to decimal value)."""
+    return f"quota:{part(project_id)}"
+
+
+def quota_usage(project_id: str) -> str:
+    """
+    @return: the hash of what a project's non-terminated instances use
+        (C{instances}, C{cores}, C{ram_mb}, decimal), kept in step with the
+        instance records in the same transactions.
+    """
+    return f"quota-usage:{part(project_id)}"
