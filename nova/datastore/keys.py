@@ -198,3 +198,22 @@ def quota_usage(project_id: str) -> str:
         instance records in the same transactions.
     """
     return f"quota-usage:{part(project_id)}"
+
+
+# -- images (nova.image.repository) ---------------------------------------------
+#
+# One JSON record per image; registration writes it with its member in the
+# index set in one transaction, deregistration removes both in one. Image data
+# lives in the object store, not here.
+
+def image(image_id: str) -> str:
+    """@return: the key holding an L{nova.image.records.Image} record."""
+    return f"image:{part(image_id)}"
+
+
+def images() -> str:
+    """
+    @return: the index set of every registered image; members are L{image}
+        keys (DescribeImages reads it, then MGETs the records).
+    """
+    return "images"
