@@ -32,6 +32,7 @@ from nova.compute.records import INSTANCE_ID, Instance, Reservation
 from nova.datastore import keys
 from nova.datastore.interfaces import IDatastore, ITransaction
 from nova.exception import InvalidParameterValue, NotFound
+from nova.utils.filters import wildcard
 
 #: how long a terminated instance stays visible (EC2: about an hour)
 TERMINATED_VISIBLE_SECONDS = 3600.0
@@ -68,24 +69,6 @@ FILTERS: Mapping[str, Callable[[Instance], str | None]] = {
     "instance-type": lambda i: i.instance_type,
     "availability-zone": lambda i: i.availability_zone,
 }
-
-
-def wildcard(pattern: str) -> re.Pattern[str]:
-    """
-    @param pattern: an EC2 filter value: C{*} any run, C{?} one character,
-        a backslash escapes the next character.
-    @return: a regex matching exactly what the pattern matches.
-    """
-    out, i = [], 0
-    while i < len(pattern):
-        c = pattern[i]
-        if c == "\\" and i + 1 < len(pattern):
-            out.append(re.escape(pattern[i + 1]))
-            i += 2
-            continue
-        out.append(".*" if c == "*" else "." if c == "?" else re.escape(c))
-        i += 1
-    return re.compile("".join(out) + r"\Z", re.DOTALL)
 
 
 def _compile_filters(filters: Mapping[str, Iterable[str]] | None

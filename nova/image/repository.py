@@ -27,7 +27,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 import attr
 from twisted.internet.interfaces import IReactorTime
 
-from nova.compute.repository import wildcard
+from nova.utils.filters import wildcard
 from nova.datastore import keys
 from nova.datastore.interfaces import IDatastore, ITransaction
 from nova.exception import Duplicate, InvalidParameterValue

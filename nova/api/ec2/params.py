@@ -10,6 +10,9 @@ import re
 from typing import Iterable, Mapping
 
 from nova.exception import InvalidParameterValue, MissingParameter
+from nova.utils.filters import matches
+
+__all__ = ["Params", "matches"]
 
 _INDEXED = re.compile(r"^(\d+)(?:\.(.*))?$")
 
@@ -114,33 +117,3 @@ class Params:
                 raise InvalidParameterValue(f"The filter '{name}' has no values")
             filters.setdefault(name, []).extend(values)
         return filters
-
-
-def matches(filters: Mapping[str, list[str]], fields: Mapping[str, str | None]) -> bool:
-    """
-    @return: whether a resource with C{fields} passes every filter; values may
-        use EC2's wildcards C{*} and C{?}.
-    """
-    for name, patterns in filters.items():
-        value = fields.get(name)
-        if value is None or not any(_wildcard(p).fullmatch(value) for p in patterns):
-            return False
-    return True
-
-
-def _wildcard(pattern: str) -> re.Pattern[str]:
-    out = []
-    escaped = False
-    for ch in pattern:
-        if escaped:
-            out.append(re.escape(ch))
-            escaped = False
-        elif ch == "\\":
-            escaped = True
-        elif ch == "*":
-            out.append(".*")
-        elif ch == "?":
-            out.append(".")
-        else:
-            out.append(re.escape(ch))
-    return re.compile("".join(out), re.DOTALL)
