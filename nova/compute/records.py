@@ -15,7 +15,7 @@ from typing import Any
 import attr
 
 from nova.compute import instance_types, states
-from nova.datastore.records import Record, _int, _number, _str
+from nova.datastore.records import Record, _int, _number, _str, state_reason
 from nova.exception import InvalidParameterValue
 
 INSTANCE_ID = re.compile(r"i-[0-9a-f]{17}\Z")
@@ -68,15 +68,6 @@ def _strs(value: Any) -> tuple[str, ...]:
         if not isinstance(v, str):
             raise TypeError(f"expected a list of str, got {value!r}")
     return tuple(value)
-
-
-def _reason(value: Any) -> tuple[str, str] | None:
-    if value is None:
-        return None
-    if (not isinstance(value, (list, tuple)) or len(value) != 2
-            or not all(isinstance(v, str) for v in value)):
-        raise TypeError(f"state_reason must be (code, message), not {value!r}")
-    return (value[0], value[1])
 
 
 def _opt_number(value: Any) -> float | None:
@@ -152,7 +143,7 @@ class Instance(Record):
     launch_index: int = attr.ib(default=0, validator=_int())
     state: str = attr.ib(default=states.PENDING,
                          validator=attr.validators.in_(states.ALL_STATES))
-    state_reason: tuple[str, str] | None = attr.ib(default=None, converter=_reason)
+    state_reason: tuple[str, str] | None = attr.ib(default=None, converter=state_reason)
     private_ip: str | None = attr.ib(default=None, validator=_opt_str())
     public_ip: str | None = attr.ib(default=None, validator=_opt_str())
     mac_address: str = attr.ib(validator=_str())

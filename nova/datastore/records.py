@@ -107,6 +107,21 @@ def _int() -> Any:
     return check
 
 
+def state_reason(value: Any) -> tuple[str, str] | None:
+    """
+    Converter for EC2 C{stateReason} fields: C{(code, message)} or C{None}
+    (JSON brings the pair back as a list).
+
+    @raise TypeError: anything else.
+    """
+    if value is None:
+        return None
+    if (not isinstance(value, (list, tuple)) or len(value) != 2
+            or not all(isinstance(v, str) for v in value)):
+        raise TypeError(f"state_reason must be (code, message), not {value!r}")
+    return (value[0], value[1])
+
+
 def new_key_pair_id() -> str:
     """@return: a fresh EC2-style key pair id, C{key-} and 17 hex digits."""
     return "key-" + secrets.token_hex(9)[:17]

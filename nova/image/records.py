@@ -16,7 +16,7 @@ from typing import Any
 
 import attr
 
-from nova.datastore.records import Record, _number, _str
+from nova.datastore.records import Record, _number, _str, state_reason
 from nova.exception import ClientError, InvalidParameterValue, NotFound
 
 MACHINE = "machine"
@@ -171,15 +171,6 @@ def _users(value: Any) -> tuple[str, ...]:
     return tuple(sorted(set(value)))
 
 
-def _reason(value: Any) -> tuple[str, str] | None:
-    if value is None:
-        return None
-    if (not isinstance(value, (list, tuple)) or len(value) != 2
-            or not all(isinstance(v, str) for v in value)):
-        raise TypeError(f"state_reason must be (code, message), not {value!r}")
-    return (value[0], value[1])
-
-
 def _opt(check: Any) -> Any:
     def validate(_inst: Any, attribute: Any, value: Any) -> None:
         if value is not None:
@@ -262,7 +253,7 @@ class Image(Record):
     image_location: str = attr.ib(validator=_location)
     image_type: str = attr.ib(validator=_image_type)
     state: str = attr.ib(default=PENDING, validator=attr.validators.in_(STATES))
-    state_reason: tuple[str, str] | None = attr.ib(default=None, converter=_reason)
+    state_reason: tuple[str, str] | None = attr.ib(default=None, converter=state_reason)
     owner_project_id: str = attr.ib(validator=_str())
     is_public: bool = attr.ib(default=False, validator=attr.validators.instance_of(bool))
     launch_permission_users: tuple[str, ...] = attr.ib(default=(), converter=_users)
