@@ -121,6 +121,18 @@ class NovaService(MultiService):
         self._consuming.addBoth(lambda r: (d.callback(None), r)[1])
         return d
 
+    async def whenReady(self) -> None:  # noqa: N802 (the process awaits every child's)
+        """
+        Return once the topics are consumed: only then may the process say it is up.
+
+        @raise Exception: consuming failed (the process then fails to start).
+        """
+        if self._consuming is None:
+            return
+        d: defer.Deferred[None] = defer.Deferred()
+        self._consuming.addBoth(lambda r: (d.callback(r), None)[1])
+        await d
+
     def _report_state(self) -> defer.Deferred[None]:
         return defer.Deferred.fromCoroutine(self.report_state())
 

@@ -116,3 +116,19 @@ class NovaServiceTests(unittest.TestCase):
         call = self.broker.call("echo", "echo", {"value": "x"}, timeout=5)
         self.clock.advance(6)
         self.assertEqual(self.failureResultOf(call).type.__name__, "RPCTimeout")
+
+    def test_ready_only_once_consuming(self) -> None:
+        """A process must not say it is up before its topics are consumed, nor when that failed."""
+        self.service.startService()
+        self.addCleanup(self.service.stopService)
+        self.assertIsNone(self.run_until(defer.Deferred.fromCoroutine(self.service.whenReady())))
+
+        stopped = LocalBroker(self.clock)  # never started: consume fails
+        failing = NovaService(manager=EchoManager("host2", self.clock), topic="echo", zone="z1",
+                              rpc=stopped, services=self.services, clock=self.clock,
+                              report_interval=10, periodic_interval=60)
+        failing.startService()
+        ready = defer.Deferred.fromCoroutine(failing.whenReady())
+        self.clock.advance(0)
+        self.assertEqual(self.failureResultOf(ready).type.__name__, "NotConnected")
+        failing.stopService()
