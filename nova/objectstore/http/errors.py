@@ -8,11 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from nova.objectstore.errors import S3Error
-
-
-def _error(name: str, code: str, status: int, doc: str) -> type[S3Error]:
-    return type(name, (S3Error,), {"code": code, "status": status, "__doc__": doc})
+from nova.objectstore.errors import S3Error, s3_error as _error
 
 
 S3NotImplemented = _error(
