@@ -55,15 +55,16 @@ async def bootstrap(server: NovaServer) -> None:
                                             description="the administrators' project")
         log.info("created project {project}", project=project.id)
     zipped = await admin_controller(server).credentials(user, project)
+    endpoints = endpoints_of(server)
+    files = {
+        "nova.zip": zipped,
+        "s3cfg": s3cmd_config(user, project, endpoints).encode(),
+        # novarc last: its presence says "the cloud is up and credentials are ready"
+        "novarc": novarc(user, project, endpoints).encode(),
+    }
     creds = config.creds_dir
-    creds.mkdir(parents=True, exist_ok=True)
-    write_unpacked(creds, zipped)
-    write_atomically(creds / "nova.zip", zipped, mode=0o600)
-    write_atomically(creds / "s3cfg", s3cmd_config(user, project, endpoints_of(server)).encode(),
-                     mode=0o600)
-    # novarc last: its presence says "the cloud is up and credentials are ready"
-    write_atomically(creds / "novarc", novarc(user, project, endpoints_of(server)).encode(),
-                     mode=0o600)
+    # fsync'd writes: off the reactor thread
+    await server.run_in_thread(write_credentials, creds, zipped, files)
     log.info(
         "\n\n  nova is up. Credentials for {user} in project {project}: {creds}/novarc\n"
         "    source {creds}/novarc\n"
@@ -73,11 +74,17 @@ async def bootstrap(server: NovaServer) -> None:
         user=user.id, project=project.id, creds=creds)
 
 
-def write_unpacked(folder: Path, zipped: bytes) -> None:
-    """Write the zip's key and certificates beside the novarc that refers to them."""
+def write_credentials(folder: Path, zipped: bytes, files: dict[str, bytes]) -> None:
+    """
+    Write the zip's key and certificates beside the novarc that refers to
+    them, then C{files} in order (each atomically, owner-only). Blocking.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
     with zipfile.ZipFile(io.BytesIO(zipped)) as archive:
         for name in ("pk.pem", "cert.pem", "cacert.pem"):
             write_atomically(folder / name, archive.read(name), mode=0o600)
+    for name, data in files.items():
+        write_atomically(folder / name, data, mode=0o600)
 
 
 def forget_credentials(config: NovaConfig) -> None:
