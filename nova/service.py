@@ -113,14 +113,6 @@ class NovaService(MultiService):
         self._consumers.clear()
         await super().stopService()
 
-    def whenConsuming(self) -> defer.Deferred[None]:
-        """@return: a Deferred that fires once the topics are consumed."""
-        if self._consuming is None:
-            return defer.succeed(None)
-        d: defer.Deferred[None] = defer.Deferred()
-        self._consuming.addBoth(lambda r: (d.callback(None), r)[1])
-        return d
-
     async def whenReady(self) -> None:  # noqa: N802 (the process awaits every child's)
         """
         Return once the topics are consumed: only then may the process say it is up.

@@ -89,7 +89,7 @@ class NovaServiceTests(unittest.TestCase):
     def test_calls_reach_topic_and_host_topic(self) -> None:
         self.service.startService()
         self.addCleanup(self.service.stopService)
-        self.run_until(self.service.whenConsuming())
+        self.run_until(defer.Deferred.fromCoroutine(self.service.whenReady()))
         context = RequestContext(user_id="alice", project_id="p")
         for topic in ("echo", "echo.host1"):
             reply = self.run_until(self.broker.call(topic, "echo", {"value": topic}, context))
@@ -111,7 +111,7 @@ class NovaServiceTests(unittest.TestCase):
 
     def test_stop_stops_consuming(self) -> None:
         self.service.startService()
-        self.run_until(self.service.whenConsuming())
+        self.run_until(defer.Deferred.fromCoroutine(self.service.whenReady()))
         self.run_until(self.service.stopService())
         call = self.broker.call("echo", "echo", {"value": "x"}, timeout=5)
         self.clock.advance(6)
