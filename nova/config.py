@@ -104,6 +104,37 @@ class ServiceConfig:
 
 
 @attr.s(frozen=True, auto_attribs=True, kw_only=True)
+class ComputeConfig:
+    """The compute node: which hypervisor, and where its host lives."""
+
+    #: C{libvirt} (real guests) or C{fake} (no guests: control-plane tests
+    #: and benchmarks)
+    driver: str = "libvirt"
+    #: the libvirt URI when nova does not run the host's libvirtd itself
+    libvirt_uri: str = "qemu:///system"
+    #: a network namespace that is this compute host: nova creates it and
+    #: runs the host's own libvirtd inside (C{libvirt_uri} is then unused)
+    host_netns: str = ""
+    #: qemu capability cache shared by the hosts of one machine (empty: private)
+    libvirt_cache_dir: str = ""
+    #: C{kvm} or C{qemu} to force a domain type; empty decides by capability
+    domain_type: str = ""
+    #: kill the guests and delete the namespace when the service stops
+    #: (tests); by default guests outlive nova-compute and are adopted again
+    stop_guests_on_exit: bool = False
+    #: kernel command line for kernel-booted (aki) instances
+    kernel_cmdline: str = "root=/dev/vda1 console=ttyS0 no_timer_check quiet panic=-1"
+
+
+@attr.s(frozen=True, auto_attribs=True, kw_only=True)
+class SchedulerConfig:
+    """How a host is chosen for new work."""
+
+    #: C{simple} (least loaded) or C{chance} (random)
+    driver: str = "simple"
+
+
+@attr.s(frozen=True, auto_attribs=True, kw_only=True)
 class NovaConfig:
     """
     Everything a nova process is configured with.
@@ -127,6 +158,8 @@ class NovaConfig:
     rpc: RpcConfig = attr.Factory(RpcConfig)
     ldap: LdapConfig = attr.Factory(LdapConfig)
     service: ServiceConfig = attr.Factory(ServiceConfig)
+    compute: ComputeConfig = attr.Factory(ComputeConfig)
+    scheduler: SchedulerConfig = attr.Factory(SchedulerConfig)
 
     @property
     def creds_dir(self) -> Path:
@@ -137,6 +170,11 @@ class NovaConfig:
     def objectstore_dir(self) -> Path:
         """@return: where the object store keeps bodies (objects, parts, temporary files)."""
         return self.state_dir / "objectstore"
+
+    @property
+    def instances_dir(self) -> Path:
+        """@return: where a compute node keeps instance disks, console logs and its image cache."""
+        return self.state_dir / "instances"
 
     @property
     def ca_dir(self) -> Path:
@@ -165,6 +203,8 @@ _SECTIONS = {
     "rpc": RpcConfig,
     "ldap": LdapConfig,
     "service": ServiceConfig,
+    "compute": ComputeConfig,
+    "scheduler": SchedulerConfig,
 }
 
 

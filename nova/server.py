@@ -14,13 +14,17 @@ from typing import Any, Callable, TypeVar
 
 from twisted.internet import threads
 
+from nova.auth.credentials import access_key_for
 from nova.auth.ldapdriver import LdapDriver
 from nova.auth.manager import AuthManager
 from nova.auth.sharing import OpenDirectory, open_directory
+from nova.compute.repository import InstanceRepository
 from nova.config import NovaConfig
 from nova.crypto import CertificateAuthority
 from nova.datastore.redis import RedisDatastore
 from nova.datastore.repositories import KeyPairRepository, ServiceRepository
+from nova.image.repository import ImageRepository
+from nova.objectstore.client import ObjectStoreClient
 from nova.rpc import make_transport
 
 T = TypeVar("T")
@@ -123,6 +127,29 @@ class NovaServer:
     @cached_property
     def services(self) -> ServiceRepository:
         return ServiceRepository(self._datastore, self.reactor)
+
+    @cached_property
+    def instances(self) -> InstanceRepository:
+        return InstanceRepository(self._datastore, self.reactor)
+
+    @cached_property
+    def images(self) -> ImageRepository:
+        return ImageRepository(self._datastore, self.reactor)
+
+    async def service_objectstore_client(self) -> ObjectStoreClient:
+        """
+        @return: an S3 client signed as the cloud's admin user in the admin
+            project: nova's own services (image registration, the compute
+            node's image cache) read and write every bucket with it. The
+            caller closes it.
+        @raise nova.auth.errors.UserNotFound: the admin user does not exist
+            (the all-in-one creates it on first start; C{nova-manage} elsewhere).
+        """
+        user = await self.auth.get_user(self.config.admin_user)
+        project = await self.auth.get_project(self.config.admin_project)
+        return ObjectStoreClient(self.reactor, self.s3_url, access_key_for(user, project),
+                                 user.secret, self.config.region,
+                                 run_in_thread=self.run_in_thread)
 
     @property
     def ec2_url(self) -> str:

@@ -246,6 +246,10 @@ class Image(Record):
         the bundle has been unpacked.
     @ivar size: bytes of the stored disk data, once known.
     @ivar checksum: lowercase hex SHA-256 of the stored disk data, once known.
+    @ivar data_location: C{bucket/key} in the object store of the exact bytes
+        to boot (nova's own immutable copy, C{nova-images/<image id>}), once
+        the image is available; C{None} before (and in records written
+        before the field existed).
     @ivar created_at: seconds since the epoch.
     """
 
@@ -266,6 +270,7 @@ class Image(Record):
     checksum: str | None = attr.ib(default=None, validator=_opt(_checksum))
     name: str | None = attr.ib(default=None, validator=_opt(_name))
     description: str | None = attr.ib(default=None, validator=_opt(_description))
+    data_location: str | None = attr.ib(default=None, validator=_opt(_location))
     created_at: float = attr.ib(converter=_number)
 
     @property

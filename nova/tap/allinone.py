@@ -22,6 +22,7 @@ from nova.tap.components import (admin_controller, api_components, endpoints_of,
                                   objectstore_components)
 from nova.tap.options import NovaOptions
 from nova.tap.process import NovaProcess
+from nova.tap.workers import compute_components, scheduler_components
 from nova.utils.files import write_atomically
 
 log = Logger()
@@ -33,7 +34,8 @@ class Options(NovaOptions):
 
 async def allinone_components(server: NovaServer) -> list[IService]:
     """@return: every component of the cloud, in start order."""
-    return await objectstore_components(server) + await api_components(server)
+    return (await objectstore_components(server) + await scheduler_components(server)
+            + await compute_components(server) + await api_components(server))
 
 
 async def bootstrap(server: NovaServer) -> None:

@@ -6,6 +6,7 @@ put together.
 
 from __future__ import annotations
 
+from typing import Any, Awaitable, Callable
 
 from twisted.application.service import IService, Service
 from twisted.internet import defer
@@ -80,15 +81,21 @@ class ObjectStoreManager(Manager):
     binary = "nova-objectstore"
 
 
-class _ClosingService(Service):
-    """Closes an opened object store when the process stops (after its listener)."""
+class ClosingService(Service):
+    """
+    Runs C{close} when the process stops: listed before the services that use
+    what it closes, it stops after them.
+    """
 
-    def __init__(self, store: FilesystemObjectStore) -> None:
-        self._store = store
+    def __init__(self, close: Callable[[], Awaitable[Any]]) -> None:
+        self._close = close
 
     def stopService(self) -> defer.Deferred[None]:
         super().stopService()
-        return defer.Deferred.fromCoroutine(self._store.close())
+        return defer.Deferred.fromCoroutine(self._closing())
+
+    async def _closing(self) -> None:
+        await self._close()
 
 
 async def objectstore_components(server: NovaServer) -> list[IService]:
@@ -102,6 +109,6 @@ async def objectstore_components(server: NovaServer) -> list[IService]:
                       max_skew=config.api.max_clock_skew)
     listener = ListeningService(server.reactor, config.objectstore.listen,
                                 config.objectstore.port, site, name="nova-objectstore (S3)")
-    return [_ClosingService(store),
+    return [ClosingService(store.close),
             service(server, ObjectStoreManager(config.host, server.reactor), "objectstore"),
             listener]

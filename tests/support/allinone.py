@@ -59,7 +59,15 @@ class AllInOne:
     @ivar ec2_port: its EC2 API port on 127.0.0.1.
     """
 
-    def __init__(self, extra_config: str = "", host: str = "functional-test") -> None:
+    def __init__(self, extra_config: str = "", host: str = "functional-test",
+                 compute: str = "driver = fake\n", tiny_image: bool = False) -> None:
+        """
+        @param extra_config: more INI text (whole sections).
+        @param compute: the C{[compute]} section's settings (default: the fake
+            driver, for the functional tests that run no real guest).
+        @param tiny_image: build and register the tiny image on first start.
+        """
+        self.tiny_image = tiny_image
         self.base = Path(tempfile.mkdtemp(prefix="nova-func-"))
         self.state_dir = self.base / "state"
         self.ec2_port = free_port()
@@ -80,6 +88,8 @@ class AllInOne:
             "prefix = nova:\n"
             "[service]\n"
             "report_interval = 2\n"
+            "[compute]\n"
+            + compute
             + extra_config
         )
         self.host = host
@@ -102,6 +112,8 @@ class AllInOne:
         """Start the cloud and return once it has written its credentials."""
         env = dict(os.environ)
         env.pop("NOVA_STATE_DIR", None)
+        if not self.tiny_image:
+            env["NOVA_SKIP_TINY_IMAGE"] = "1"
         # the last run's novarc would say "up" before this run is
         self.novarc_path.unlink(missing_ok=True)
         self.process = subprocess.Popen(

@@ -8,3 +8,8 @@ novaAllInOne = ServiceMaker("nova-allinone", "nova.tap.allinone",
                             "every nova component in one process", "nova-allinone")
 novaObjectStore = ServiceMaker("nova-objectstore", "nova.tap.objectstore",
                                "nova S3-compatible object store", "nova-objectstore")
+novaCompute = ServiceMaker("nova-compute", "nova.tap.compute",
+                           "nova compute node: runs instances through libvirt", "nova-compute")
+novaScheduler = ServiceMaker("nova-scheduler", "nova.tap.scheduler",
+                             "nova scheduler: picks a host for each new instance",
+                             "nova-scheduler")

@@ -9,8 +9,11 @@ from __future__ import annotations
 from typing import Any
 
 from nova.api.ec2.handler import Action
+from nova.api.ec2.instances import InstanceController
 from nova.api.ec2.keypairs import KeyPairController
 from nova.api.ec2.zones import ZoneController
+from nova.compute.rpcapi import ComputeAPI
+from nova.scheduler.rpcapi import SchedulerAPI
 
 
 class CloudController:
@@ -23,6 +26,9 @@ class CloudController:
         self.keypairs = KeyPairController(server.keypairs, server.run_in_thread, server.reactor)
         self.zones = ZoneController(server.services, config.region, server.ec2_url,
                                     config.service.service_down_time)
+        self.instances = InstanceController(server.instances, server.images, server.keypairs,
+                                            SchedulerAPI(server.rpc), ComputeAPI(server.rpc),
+                                            server.reactor)
 
     def actions(self) -> dict[str, Action]:
         """@return: every EC2 action this cloud implements."""
@@ -33,4 +39,5 @@ class CloudController:
             "ImportKeyPair": self.keypairs.import_key_pair,
             "DescribeKeyPairs": self.keypairs.describe_key_pairs,
             "DeleteKeyPair": self.keypairs.delete_key_pair,
+            **self.instances.actions(),
         }

@@ -1,0 +1,67 @@
+"""
+The compute node's RPC face as its callers see it: typed methods, never raw
+method names (DESIGN.md, "Seams"). Work goes to C{compute.<host>}, the queue
+of the one node that holds (or is to hold) the instance.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from nova.context import RequestContext
+
+TOPIC = "compute"
+
+
+def host_topic(host: str) -> str:
+    """@return: the queue of one compute node."""
+    return f"{TOPIC}.{host}"
+
+
+class ComputeAPI:
+    """
+    Client of L{nova.compute.manager.ComputeManager}.
+
+    Actions that change an instance are casts: the API has already moved the
+    record (stopping, shutting-down ...) and the node reports the outcome in
+    the record. Only the console, which the caller waits for, is a call.
+
+    @param rpc: the process's L{nova.rpc.interfaces.IRPCTransport}.
+    """
+
+    def __init__(self, rpc: Any) -> None:
+        self._rpc = rpc
+
+    async def run_instance(self, context: RequestContext, host: str, instance_id: str) -> None:
+        """Spawn a scheduled instance on C{host}."""
+        await self._rpc.cast(host_topic(host), "run_instance",
+                             {"instance_id": instance_id}, context)
+
+    async def terminate_instance(self, context: RequestContext, host: str,
+                                 instance_id: str) -> None:
+        """Destroy the guest and its disk; the record ends C{terminated}."""
+        await self._rpc.cast(host_topic(host), "terminate_instance",
+                             {"instance_id": instance_id}, context)
+
+    async def reboot_instance(self, context: RequestContext, host: str,
+                              instance_id: str) -> None:
+        """Hard-reboot the guest."""
+        await self._rpc.cast(host_topic(host), "reboot_instance",
+                             {"instance_id": instance_id}, context)
+
+    async def stop_instance(self, context: RequestContext, host: str, instance_id: str) -> None:
+        """Power the guest off, keeping its disk; the record ends C{stopped}."""
+        await self._rpc.cast(host_topic(host), "stop_instance",
+                             {"instance_id": instance_id}, context)
+
+    async def start_instance(self, context: RequestContext, host: str,
+                             instance_id: str) -> None:
+        """Power a stopped guest on; the record ends C{running}."""
+        await self._rpc.cast(host_topic(host), "start_instance",
+                             {"instance_id": instance_id}, context)
+
+    async def get_console_output(self, context: RequestContext, host: str,
+                                 instance_id: str) -> str:
+        """@return: the tail of the guest's serial console, base64-encoded."""
+        return await self._rpc.call(host_topic(host), "get_console_output",
+                                    {"instance_id": instance_id}, context)

@@ -1,0 +1,121 @@
+"""
+nova-scheduler: picks the compute host of each new instance (topic
+C{scheduler}) and hands the instance to it.
+
+Heartbeats report what each host uses, but only every few seconds; ten
+launches in one second would all see the same figures and land on one host.
+So the scheduler remembers what it placed since each host's last heartbeat
+(its I{claims}) and counts those too: a claim ends once a heartbeat newer
+than it has reported the host's own figures.
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Any, Callable, Sequence
+
+from twisted.logger import Logger
+
+from nova.compute import states
+from nova.compute.repository import InstanceRepository
+from nova.compute.rpcapi import TOPIC as COMPUTE_TOPIC, ComputeAPI
+from nova.context import RequestContext
+from nova.datastore.records import Service
+from nova.datastore.repositories import ServiceRepository
+from nova.rpc.dispatcher import expose
+from nova.scheduler.hosts import POLICIES, Demand, NoValidHost
+from nova.service import Manager
+
+log = Logger()
+
+
+class _Claims:
+    """What this scheduler placed on each host that no heartbeat reflects yet."""
+
+    def __init__(self) -> None:
+        self._by_host: dict[str, list[tuple[float, int, int]]] = {}
+
+    def add(self, host: str, when: float, demand: Demand) -> None:
+        self._by_host.setdefault(host, []).append((when, demand.vcpus, demand.memory_mb))
+
+    def apply(self, service: Service) -> Service:
+        """@return: C{service} with its unreported claims added to the used figures."""
+        pending = [c for c in self._by_host.get(service.host, ()) if c[0] >= service.updated_at]
+        self._by_host[service.host] = pending
+        if not pending:
+            return service
+        capacity = dict(service.capacity)
+        capacity["vcpus_used"] = capacity.get("vcpus_used", 0) + sum(c[1] for c in pending)
+        capacity["memory_mb_used"] = (capacity.get("memory_mb_used", 0)
+                                      + sum(c[2] for c in pending))
+        return Service(host=service.host, binary=service.binary, topic=service.topic,
+                       zone=service.zone, updated_at=service.updated_at,
+                       report_count=service.report_count, capacity=capacity,
+                       disabled=service.disabled, started_at=service.started_at)
+
+
+class SchedulerManager(Manager):
+    """
+    @param instances: the instance records.
+    @param services: the heartbeats.
+    @param compute: sends the chosen host its work.
+    @param clock: the reactor's time.
+    @param policy: C{simple} or C{chance} (L{nova.scheduler.hosts.POLICIES}).
+    @param down_time: seconds after which a silent host gets no work.
+    @param rng: for the chance policy.
+    """
+
+    binary = "nova-scheduler"
+
+    def __init__(self, host: str, clock: Any, *, instances: InstanceRepository,
+                 services: ServiceRepository, compute: ComputeAPI, policy: str = "simple",
+                 down_time: float = 60.0, rng: random.Random | None = None) -> None:
+        super().__init__(host, clock)
+        if policy not in POLICIES:
+            raise ValueError(f"unknown scheduler policy {policy!r}: "
+                             f"expected one of {', '.join(sorted(POLICIES))}")
+        self._instances = instances
+        self._services = services
+        self._compute = compute
+        self._choose: Callable[..., Service] = POLICIES[policy]
+        self._down_time = down_time
+        self._rng = rng or random.Random()
+        self._claims = _Claims()
+
+    async def _compute_hosts(self) -> Sequence[Service]:
+        return [self._claims.apply(s) for s in await self._services.list()
+                if s.topic == COMPUTE_TOPIC]
+
+    @expose
+    async def run_instance(self, context: RequestContext, instance_id: str,
+                           zone: str | None = None,
+                           forced_host: str | None = None) -> str | None:
+        """
+        Choose a host for a pending instance, record it, and cast the spawn
+        to that host. With no host that fits, the instance ends C{terminated}
+        with C{Server.InsufficientInstanceCapacity} as its stateReason.
+
+        @return: the chosen host, or C{None} when there was none (or the
+            instance is no longer pending).
+        """
+        instance = await self._instances.get(instance_id)
+        if instance.state != states.PENDING or instance.host is not None:
+            log.info("not scheduling {id}: it is {state} on {host}", id=instance_id,
+                     state=instance.state, host=instance.host)
+            return None
+        demand = Demand(vcpus=instance.vcpus, memory_mb=instance.memory_mb,
+                        zone=zone, forced_host=forced_host)
+        now = self._clock.seconds()
+        try:
+            chosen = self._choose(await self._compute_hosts(), demand, now, self._down_time,
+                                  self._rng)
+        except NoValidHost as e:
+            log.warn("no host for {id}: {why}", id=instance_id, why=e)
+            await self._instances.transition(instance_id, "destroyed",
+                                             state_reason=states.INSUFFICIENT_CAPACITY)
+            return None
+        self._claims.add(chosen.host, now, demand)
+        await self._instances.update(instance_id, host=chosen.host,
+                                     availability_zone=chosen.zone)
+        await self._compute.run_instance(context, chosen.host, instance_id)
+        return chosen.host
