@@ -91,8 +91,9 @@ class ComputeWorld:
         data = data if data is not None else os.urandom(64)
         fmt = disk_format or {"machine": "raw", "kernel": "aki", "ramdisk": "ari"}[image_type]
         image_id = new_image_id(image_type)
+        changes.setdefault("state", image_records.AVAILABLE)
         record = Image(image_id=image_id, image_location=f"uploads/{image_id}",
-                       image_type=image_type, state=image_records.AVAILABLE,
+                       image_type=image_type,
                        owner_project_id=owner, is_public=public, disk_format=fmt,
                        size=len(data), checksum=hashlib.sha256(data).hexdigest(),
                        data_location=f"nova-images/{image_id}",
