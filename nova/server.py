@@ -62,11 +62,7 @@ class NovaServer:
     async def open(self) -> None:
         """Connect to Redis, the directory and the bus; load the CA."""
         try:
-            if self._datastore is None:
-                store = RedisDatastore(self.config.redis, self.reactor)
-                await store.connect()
-                self._datastore = store
-                self._opened.append(store.close)
+            await self.open_datastore()
             if self._rpc is None:
                 self._rpc = make_transport(self.reactor, self.config.rpc)
                 await self._rpc.start()
@@ -75,6 +71,14 @@ class NovaServer:
         except BaseException:
             await self.close()
             raise
+
+    async def open_datastore(self) -> None:
+        """Connect to Redis only (admin scripts that change records)."""
+        if self._datastore is None:
+            store = RedisDatastore(self.config.redis, self.reactor)
+            await store.connect()
+            self._datastore = store
+            self._opened.append(store.close)
 
     async def open_auth(self) -> None:
         """Open only the directory and the CA: what the admin scripts need."""

@@ -11,6 +11,7 @@ C{nova-manage}: the administrator's script, as in 2010 nova.
     nova-manage project add|remove PROJECT USER
     nova-manage project zipfile PROJECT USER [FILE]      (default nova.zip)
     nova-manage project environment PROJECT USER [FILE]  (default novarc)
+    nova-manage project quota PROJECT [NAME [VALUE|default]]
     nova-manage role add|remove|has USER ROLE [PROJECT]
 
 It acts on the same state as the running cloud: the configuration is
@@ -29,6 +30,7 @@ from typing import Any, Sequence
 
 from twisted.internet import defer, task
 
+from nova.compute.quota import QUOTA_NAMES
 from nova.auth.credentials import Endpoints, credentials_zip, novarc
 from nova.config import load_config
 from nova.exception import NovaError
@@ -85,6 +87,11 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("user")
         p.add_argument("file", nargs="?", default=default)
 
+    p = project.add_parser("quota", help="show a project's quotas and usage, or set one "
+                           "(needs the cloud's Redis)")
+    p.add_argument("project")
+    p.add_argument("name", nargs="?", help="instances, cores or ram_mb")
+    p.add_argument("value", nargs="?", help="a number, or 'default'")
     role = categories.add_parser("role", help="roles").add_subparsers(dest="command",
                                                                         required=True)
     for name in ("add", "remove", "has"):
@@ -192,6 +199,19 @@ class Commands:
         write_atomically(Path(args.file), novarc(user, project, self._endpoints()).encode(),
                          mode=0o600)
 
+    async def project_quota(self, args: argparse.Namespace) -> None:
+        project = await self.auth.get_project(args.project)
+        await self.server.open_datastore()
+        quotas = self.server.instances.quotas
+        if args.name is not None:
+            if args.value is None:
+                raise UsageError("nova-manage project quota: give a VALUE (or 'default')")
+            await quotas.set_quota(project.id, args.name, _quota_value(args.value))
+        limits = await quotas.get_quotas(project.id)
+        used = await quotas.get_usage(project.id)
+        for name in QUOTA_NAMES:
+            self._print(f"{name}: {limits[name]} (in use: {used[name]})")
+
     async def role_add(self, args: argparse.Namespace) -> None:
         await self.auth.add_role(args.user, args.role, args.project)
 
@@ -202,6 +222,15 @@ class Commands:
         has = await self.auth.has_role(args.user, args.role, args.project)
         self._print("True" if has else "False")
         return 0 if has else 1
+
+
+def _quota_value(text: str) -> int | None:
+    if text == "default":
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        raise UsageError(f"quota value {text!r} is not a number or 'default'") from None
 
 
 async def _run(reactor: Any, args: argparse.Namespace, config_path: str | None,
