@@ -76,6 +76,8 @@ class DomainXMLTests(unittest.TestCase):
         self.assertEqual(serial.get("type"), "file")
         self.assertEqual(serial.find("source").get("path"),
                          "/var/lib/nova/instances/i-2a/console.log")
+        # reboots append to the log rather than truncate it
+        self.assertEqual(serial.find("source").get("append"), "on")
         self.assertEqual(root.find("devices/console/target").get("type"), "serial")
         self.assertIsNone(root.find("devices/graphics"))
         self.assertEqual(domain_xml.console_path(ET.tostring(root, encoding="unicode")),

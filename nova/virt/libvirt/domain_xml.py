@@ -79,11 +79,13 @@ def build_domain(spec: InstanceSpec, domain_type: str, machine: str = "pc",
         if spec.target_dev is not None:
             _sub(iface, "target", dev=spec.target_dev)
         _sub(iface, "model", type="virtio")
+    # append: a reboot or a stop/start adds to the log instead of truncating
+    # it, so GetConsoleOutput still shows the earlier boots (EC2 does too).
     serial = _sub(devices, "serial", type="file")
-    _sub(serial, "source", path=spec.console_log)
+    _sub(serial, "source", path=spec.console_log, append="on")
     _sub(serial, "target", port="0")
     console = _sub(devices, "console", type="file")
-    _sub(console, "source", path=spec.console_log)
+    _sub(console, "source", path=spec.console_log, append="on")
     _sub(console, "target", type="serial", port="0")
     # No balloon: guests are small and fixed-size; one device less to emulate.
     _sub(devices, "memballoon", model="none")
