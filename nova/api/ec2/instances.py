@@ -250,7 +250,7 @@ class InstanceController:
     async def get_console_output(self, context: RequestContext,
                                  params: Params) -> dict[str, Any]:
         """GetConsoleOutput: the serial log's tail, base64, from the instance's node."""
-        instance_id = params.require("InstanceId")
+        instance_id = _one_id(params)
         instance = (await self._own(context, Params({"InstanceId.1": instance_id})))[0]
         output = ""
         if instance.host is not None and instance.state != states.TERMINATED:
@@ -263,7 +263,7 @@ class InstanceController:
     async def describe_instance_attribute(self, context: RequestContext,
                                           params: Params) -> dict[str, Any]:
         """DescribeInstanceAttribute: the attributes a launch fixed."""
-        instance_id = params.require("InstanceId")
+        instance_id = _one_id(params)
         name = params.require("Attribute")
         if name not in ATTRIBUTES:
             raise InvalidParameterValue(f"Value ({name}) for parameter attribute is invalid. "
@@ -294,6 +294,17 @@ class InstanceController:
             "GetConsoleOutput": self.get_console_output,
             "DescribeInstanceAttribute": self.describe_instance_attribute,
         }
+
+
+def _one_id(params: Params) -> str:
+    # boto 2 and euca2ools send InstanceId.1 where the current API has InstanceId
+    single = params.get("InstanceId")
+    if single:
+        return single
+    listed = params.get_list("InstanceId")
+    if not listed:
+        raise MissingParameter("The request must contain the parameter InstanceId")
+    return listed[0]
 
 
 def _check_same_launch(earlier: Sequence[Instance], asked: Instance) -> None:
