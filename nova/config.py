@@ -132,6 +132,10 @@ class SchedulerConfig:
 
     #: C{simple} (least loaded) or C{chance} (random)
     driver: str = "simple"
+    #: instance vCPUs a host may carry per real CPU (later nova's default)
+    cpu_allocation_ratio: float = 16.0
+    #: instance memory a host may carry per MiB it has
+    ram_allocation_ratio: float = 1.5
 
 
 @attr.s(frozen=True, auto_attribs=True, kw_only=True)

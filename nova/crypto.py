@@ -406,7 +406,9 @@ class CertificateAuthority:
         @param now: the issue time (default: now).
         @param days: validity.
         @return: C{(private_key_pem, cert_pem)}; the key is in the
-            C{BEGIN RSA PRIVATE KEY} form euca2ools expects.
+            C{BEGIN RSA PRIVATE KEY} form euca2ools expects. The certificate
+            is also recorded under C{users/<user_id>/<serial hex>.pem} (see
+            L{user_certificates}).
         @raise exception.InvalidParameterValue: an id unfit for a subject.
         """
         validate_subject_id(user_id, "user", _MAX_USER_ID)
@@ -435,8 +437,48 @@ class CertificateAuthority:
         key_pem = key.private_bytes(serialization.Encoding.PEM,
                                     serialization.PrivateFormat.TraditionalOpenSSL,
                                     serialization.NoEncryption())
-        return (key_pem.decode("ascii"),
-                cert.public_bytes(serialization.Encoding.PEM).decode("ascii"))
+        cert_pem = cert.public_bytes(serialization.Encoding.PEM)
+        # Recorded so that the cloud can verify what the user signs (bundles).
+        write_atomically(self._user_dir(user_id) / f"{cert.serial_number:x}.pem",
+                         cert_pem, 0o644)
+        return key_pem.decode("ascii"), cert_pem.decode("ascii")
+
+    def _user_dir(self, user_id: str) -> Path:
+        return self.ca_dir / "users" / user_id
+
+    def user_certificates(self, user_id: str, *,
+                          now: datetime.datetime | None = None) -> list[str]:
+        """
+        The certificates this CA issued to a user that are still valid:
+        the candidates for checking the user's signature (on an image
+        bundle's manifest).
+
+        @param user_id: the user.
+        @param now: the time to check validity at (default: now).
+        @return: their PEMs, the most recently issued first; empty for an
+            unknown user or an id that could not have been issued.
+        """
+        try:
+            validate_subject_id(user_id, "user", _MAX_USER_ID)
+        except exception.InvalidParameterValue:
+            return []
+        found: list[tuple[datetime.datetime, str]] = []
+        try:
+            paths = sorted(self._user_dir(user_id).glob("*.pem"))
+        except OSError:
+            return []
+        for path in paths:
+            try:
+                pem = path.read_text("ascii")
+                cert = self.verify_certificate(pem, now=now)
+            except (OSError, UnicodeDecodeError, CryptoError):
+                continue
+            names = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+            if not names or not str(names[0].value).startswith(f"{user_id}-"):
+                continue
+            found.append((cert.not_valid_before_utc, pem))
+        found.sort(key=lambda item: item[0], reverse=True)
+        return [pem for _, pem in found]
 
     def verify_certificate(self, cert_pem: str | bytes, *,
                            now: datetime.datetime | None = None) -> x509.Certificate:

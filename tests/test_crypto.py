@@ -277,3 +277,45 @@ class CertificateAuthorityTests(unittest.TestCase):
         crypto.CertificateAuthority(other_dir, now=NOW)
         (self.ca_dir / "cacert.pem").write_bytes((other_dir / "cacert.pem").read_bytes())
         self.assertRaises(crypto.CryptoError, crypto.CertificateAuthority, self.ca_dir)
+
+
+class UserCertificateRecordTests(unittest.TestCase):
+    """The CA records what it issues, so that it can verify users' signatures."""
+
+    def setUp(self) -> None:
+        self.ca_dir = Path(self.mktemp())
+        self.ca = crypto.CertificateAuthority(self.ca_dir, now=NOW)
+
+    def test_recorded_under_serial(self) -> None:
+        """users/<user>/<serial hex>.pem, written atomically (no leftovers)."""
+        _, cert_pem = self.ca.issue_user_certificate("alice", "proj", now=NOW)
+        serial = x509.load_pem_x509_certificate(cert_pem.encode()).serial_number
+        path = self.ca_dir / "users" / "alice" / f"{serial:x}.pem"
+        self.assertEqual(path.read_text(), cert_pem)
+        self.assertEqual([p.name for p in self.ca_dir.rglob("*.tmp")], [])
+
+    def test_user_certificates_newest_first(self) -> None:
+        later = NOW + datetime.timedelta(days=1)
+        _, first = self.ca.issue_user_certificate("alice", "proj", now=NOW)
+        _, second = self.ca.issue_user_certificate("alice", "other", now=later)
+        self.ca.issue_user_certificate("bob", "proj", now=NOW)
+        self.assertEqual(self.ca.user_certificates("alice", now=later), [second, first])
+
+    def test_unknown_or_invalid_user(self) -> None:
+        self.assertEqual(self.ca.user_certificates("nobody", now=NOW), [])
+        self.assertEqual(self.ca.user_certificates("../alice", now=NOW), [])
+
+    def test_expired_foreign_and_junk_left_out(self) -> None:
+        """Only valid certificates of this CA, for this user, are returned."""
+        _, expired = self.ca.issue_user_certificate("alice", "proj", now=NOW, days=1)
+        _, valid = self.ca.issue_user_certificate("alice", "proj", now=NOW, days=30)
+        other = crypto.CertificateAuthority(Path(self.mktemp()), now=NOW)
+        _, foreign = other.issue_user_certificate("alice", "proj", now=NOW)
+        _, bobs = self.ca.issue_user_certificate("bob", "proj", now=NOW, days=30)
+        folder = self.ca_dir / "users" / "alice"
+        (folder / "foreign.pem").write_text(foreign)
+        (folder / "bobs.pem").write_text(bobs)
+        (folder / "junk.pem").write_text("not a certificate")
+        check_at = NOW + datetime.timedelta(days=2)
+        self.assertEqual(self.ca.user_certificates("alice", now=check_at), [valid])
+        self.assertNotIn(expired, self.ca.user_certificates("alice", now=check_at))

@@ -119,7 +119,8 @@ class Boto3KeyPairTests(unittest.TestCase):
         self.assertEqual([(z["ZoneName"], z["State"]) for z in zones], [("nova", "available")])
 
     def test_unsupported_action(self) -> None:
-        self.assertEqual(self.error_code(self.ec2.describe_instances), "UnsupportedOperation")
+        # volumes come with a later issue: until then the action says it is absent
+        self.assertEqual(self.error_code(self.ec2.describe_volumes), "UnsupportedOperation")
 
 
 class ProjectIsolationTests(unittest.TestCase):

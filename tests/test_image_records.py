@@ -174,3 +174,21 @@ class PermissionTests(unittest.TestCase):
         self.assertTrue(permissions.modify(private, "admin-proj", True, "add",
                                            groups=["all"]).is_public)
         self.assertIs(permissions.check_owner(private, "proj", False), private)
+
+
+class DataLocationTests(unittest.TestCase):
+    """C{data_location}: where nova's copy of the bytes is (added later: old records load)."""
+
+    def test_old_record_loads(self) -> None:
+        image = an_image()
+        data = image.to_dict()
+        del data["data_location"]
+        self.assertIsNone(Image.from_dict(data).data_location)
+
+    def test_round_trip_and_validation(self) -> None:
+        image = an_image(data_location="nova-images/ami-0123456789abcdef0")
+        self.assertEqual(Image.from_json(image.to_json()), image)
+        for bad in ["nobucket", "/key", "bucket/", 7]:
+            self.assertRaises((ValueError, TypeError), an_image, data_location=bad)
+        self.assertRaises(CorruptRecord, Image.from_dict,
+                          dict(image.to_dict(), data_location="x"))

@@ -117,3 +117,30 @@ class SchedulerTests(unittest.TestCase):
     def test_placement_host_is_for_admins(self) -> None:
         self.assertEqual(parse_placement("nova:h1", True), ("nova", "h1"))
         self.assertRaises(NotAuthorized, parse_placement, "nova:h1", False)
+
+
+class OvercommitTests(unittest.TestCase):
+
+    async def test_allocation_ratios(self) -> None:
+        """A 2-CPU host takes 10 one-vCPU instances with a CPU ratio of 16, not 3."""
+        world = ComputeWorld(self.mktemp())
+        os.makedirs(world.dir)
+        await world.heartbeat("h1", vcpus=2, memory_mb=8192)
+        compute = RecordingCompute()
+        scheduler = SchedulerManager("sched", world.clock, instances=world.instances,
+                                     services=world.services, compute=compute,
+                                     cpu_ratio=16.0, ram_ratio=1.0)
+        reservation, instances = a_launch(10, created_at=world.clock.seconds())
+        await world.instances.create_reservation(reservation, instances)
+        for instance in instances:
+            await scheduler.run_instance(CTX, instance.instance_id)
+        self.assertEqual(len(compute.spawns), 10)
+        # the host now reports them; with ratio 1 a 2-CPU host is full
+        await world.heartbeat("h1", vcpus=2, memory_mb=8192, used_vcpus=10, used_mb=5120)
+        strict = SchedulerManager("sched", world.clock, instances=world.instances,
+                                  services=world.services, compute=compute)
+        reservation, instances = a_launch(1, project_id="another",
+                                          created_at=world.clock.seconds())
+        await world.instances.create_reservation(reservation, instances)
+        self.assertIsNone(await strict.run_instance(CTX, instances[0].instance_id))
+        self.assertEqual(len(compute.spawns), 10)

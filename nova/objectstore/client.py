@@ -297,6 +297,32 @@ class ObjectStoreClient:
             raise errors.EntityTooLarge(f"{bucket}/{key} is larger than {max_size} bytes")
         return await self._read(response, max_size)
 
+    async def get_object_range(self, bucket: str, key: str, first: int, length: int,
+                               expected_etag: str | None = None) -> bytes:
+        """
+        Fetch C{length} bytes from offset C{first} (a ranged GET): fewer when
+        the object ends sooner, none when it ends before C{first}.
+
+        @param expected_etag: the ETag (no quotes) the object must have (C{If-Match}).
+        @raise errors.PreconditionFailed: the object's ETag is not C{expected_etag}.
+        """
+        if first < 0 or length < 1:
+            raise ValueError(f"bad range: {length} bytes at {first}")
+        headers = {"Range": f"bytes={first}-{first + length - 1}"}
+        if expected_etag:
+            headers["If-Match"] = f'"{expected_etag}"'
+        response = await self.request("GET", bucket, key, headers=headers)
+        if response.code == 416:
+            await self._read(response, _ERROR_BODY_LIMIT)
+            return b""
+        await self._check(response, ok=(200, 206))
+        if response.code == 200 and not (isinstance(response.length, int)
+                                         and response.length <= length):
+            # the range was ignored and the whole (large) object comes: do not keep it
+            response.deliverBody(Discard(self._reactor))
+            raise errors.InvalidRange(f"{bucket}/{key}: the store ignored the Range header")
+        return (await self._read(response, length))[:length]
+
     async def get_object_to_file(self, bucket: str, key: str, path: str | os.PathLike[str],
                                  expected_etag: str | None = None) -> ObjectHead:
         """

@@ -14,6 +14,7 @@ from __future__ import annotations
 import random
 from typing import Any, Callable, Sequence
 
+import attr
 from twisted.logger import Logger
 
 from nova.compute import states
@@ -48,10 +49,19 @@ class _Claims:
         capacity["vcpus_used"] = capacity.get("vcpus_used", 0) + sum(c[1] for c in pending)
         capacity["memory_mb_used"] = (capacity.get("memory_mb_used", 0)
                                       + sum(c[2] for c in pending))
-        return Service(host=service.host, binary=service.binary, topic=service.topic,
-                       zone=service.zone, updated_at=service.updated_at,
-                       report_count=service.report_count, capacity=capacity,
-                       disabled=service.disabled, started_at=service.started_at)
+        return attr.evolve(service, capacity=capacity)
+
+
+def overcommitted(service: Service, cpu_ratio: float, ram_ratio: float) -> Service:
+    """
+    @return: C{service} with what its host may hand out: its vCPUs and memory
+        times the allocation ratios (guests rarely use all they are given;
+        2010 nova allowed 16 instance cores per host whatever it had).
+    """
+    capacity = dict(service.capacity)
+    capacity["vcpus"] = capacity.get("vcpus", 0) * cpu_ratio
+    capacity["memory_mb"] = capacity.get("memory_mb", 0) * ram_ratio
+    return attr.evolve(service, capacity=capacity)
 
 
 class SchedulerManager(Manager):
@@ -63,13 +73,16 @@ class SchedulerManager(Manager):
     @param policy: C{simple} or C{chance} (L{nova.scheduler.hosts.POLICIES}).
     @param down_time: seconds after which a silent host gets no work.
     @param rng: for the chance policy.
+    @param cpu_ratio: vCPUs handed out per host CPU.
+    @param ram_ratio: guest memory handed out per MiB of host memory.
     """
 
     binary = "nova-scheduler"
 
     def __init__(self, host: str, clock: Any, *, instances: InstanceRepository,
                  services: ServiceRepository, compute: ComputeAPI, policy: str = "simple",
-                 down_time: float = 60.0, rng: random.Random | None = None) -> None:
+                 down_time: float = 60.0, rng: random.Random | None = None,
+                 cpu_ratio: float = 1.0, ram_ratio: float = 1.0) -> None:
         super().__init__(host, clock)
         if policy not in POLICIES:
             raise ValueError(f"unknown scheduler policy {policy!r}: "
@@ -81,10 +94,12 @@ class SchedulerManager(Manager):
         self._down_time = down_time
         self._rng = rng or random.Random()
         self._claims = _Claims()
+        self._cpu_ratio = cpu_ratio
+        self._ram_ratio = ram_ratio
 
     async def _compute_hosts(self) -> Sequence[Service]:
-        return [self._claims.apply(s) for s in await self._services.list()
-                if s.topic == COMPUTE_TOPIC]
+        return [self._claims.apply(overcommitted(s, self._cpu_ratio, self._ram_ratio))
+                for s in await self._services.list() if s.topic == COMPUTE_TOPIC]
 
     @expose
     async def run_instance(self, context: RequestContext, instance_id: str,

@@ -8,6 +8,7 @@ C{<state dir>/creds/} and says how to use them.
 from __future__ import annotations
 
 import io
+import os
 import zipfile
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from twisted.logger import Logger
 from nova.auth.errors import ProjectNotFound, UserNotFound
 from nova.auth.credentials import novarc, s3cmd_config
 from nova.config import NovaConfig
+from nova.image.tiny import register_tiny_image
 from nova.server import NovaServer
 from nova.tap.components import (admin_controller, api_components, endpoints_of,
                                   objectstore_components)
@@ -56,6 +58,8 @@ async def bootstrap(server: NovaServer) -> None:
         project = await auth.create_project(config.admin_project, user.id,
                                             description="the administrators' project")
         log.info("created project {project}", project=project.id)
+    # the tiny test image before the credentials: a written novarc means it is ready too
+    tiny_ami = await register_tiny_image(server, os.environ)
     zipped = await admin_controller(server).credentials(user, project)
     endpoints = endpoints_of(server)
     files = {
@@ -72,8 +76,10 @@ async def bootstrap(server: NovaServer) -> None:
         "    source {creds}/novarc\n"
         "    aws ec2 describe-availability-zones      # awscli and boto3 read AWS_* variables\n"
         "    python -c 'import boto3; print(boto3.client(\"ec2\").describe_regions())'\n"
-        "  boto 2 and euca2ools read EC2_URL, EC2_ACCESS_KEY, EC2_SECRET_KEY.\n",
-        user=user.id, project=project.id, creds=creds)
+        "  boto 2 and euca2ools read EC2_URL, EC2_ACCESS_KEY, EC2_SECRET_KEY.\n"
+        "  tiny test image: {tiny} ({creds}/tiny-ami)\n",
+        user=user.id, project=project.id, creds=creds,
+        tiny=tiny_ami or "not registered (NOVA_SKIP_TINY_IMAGE, or see the log)")
 
 
 def write_credentials(folder: Path, zipped: bytes, files: dict[str, bytes]) -> None:

@@ -18,6 +18,8 @@ from nova.api.ec2.handler import Ec2Handler
 from nova.api.ec2.resource import build_root
 from nova.api.http import bounded_request_factory
 from nova.auth.credentials import Endpoints
+from nova.image.registrar import ImageRegistrar
+from nova.image.wiring import RegistrarService, image_registrar
 from nova.objectstore.http.site import build_site
 from nova.objectstore.store import FilesystemObjectStore
 from nova.server import NovaServer
@@ -42,10 +44,10 @@ def admin_controller(server: NovaServer) -> AdminController:
                            server.run_in_thread, server.config.service.service_down_time)
 
 
-def api_site(server: NovaServer) -> web.Site:
+def api_site(server: NovaServer, registrar: ImageRegistrar) -> web.Site:
     """@return: the EC2 API's web site: C{/services/Cloud}, C{/services/Admin}, C{/}."""
     config = server.config
-    cloud = CloudController(server)
+    cloud = CloudController(server, registrar)
     cloud_handler = Ec2Handler(server.auth, cloud.actions(), server.reactor,
                                config.api.max_clock_skew)
     admin_handler = Ec2Handler(server.auth, admin_controller(server).actions(), server.reactor,
@@ -66,11 +68,16 @@ def service(server: NovaServer, manager: Manager, topic: str | None) -> NovaServ
 
 
 async def api_components(server: NovaServer) -> list[IService]:
-    """@return: nova-api: the EC2 and admin API listener and its service record."""
+    """
+    @return: nova-api: the image registrar (it works in this process), the
+        EC2 and admin API listener and its service record.
+    """
     config = server.config
+    registrar = image_registrar(server)
     listener = ListeningService(server.reactor, config.api.listen, config.api.ec2_port,
-                                api_site(server), name="nova-api (EC2)")
-    return [service(server, ApiManager(config.host, server.reactor), "cloud"), listener]
+                                api_site(server, registrar), name="nova-api (EC2)")
+    return [RegistrarService(registrar),
+            service(server, ApiManager(config.host, server.reactor), "cloud"), listener]
 
 
 

@@ -34,7 +34,9 @@ async def scheduler_components(server: NovaServer) -> list[IService]:
                                services=server.services, compute=ComputeAPI(server.rpc),
                                policy=config.scheduler.driver,
                                down_time=config.service.service_down_time,
-                               rng=random.Random())
+                               rng=random.Random(),
+                               cpu_ratio=config.scheduler.cpu_allocation_ratio,
+                               ram_ratio=config.scheduler.ram_allocation_ratio)
     return [service(server, manager, SCHEDULER_TOPIC)]
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from nova.api.ec2.handler import Action
+from nova.api.ec2.images import ImageController
 from nova.api.ec2.instances import InstanceController
 from nova.api.ec2.keypairs import KeyPairController
 from nova.api.ec2.zones import ZoneController
@@ -19,13 +20,15 @@ from nova.scheduler.rpcapi import SchedulerAPI
 class CloudController:
     """
     @param server: the process's L{nova.server.NovaServer}.
+    @param registrar: registers images (L{nova.image.registrar.ImageRegistrar}).
     """
 
-    def __init__(self, server: Any) -> None:
+    def __init__(self, server: Any, registrar: Any) -> None:
         config = server.config
         self.keypairs = KeyPairController(server.keypairs, server.run_in_thread, server.reactor)
         self.zones = ZoneController(server.services, config.region, server.ec2_url,
                                     config.service.service_down_time)
+        self.images = ImageController(registrar)
         self.instances = InstanceController(server.instances, server.images, server.keypairs,
                                             SchedulerAPI(server.rpc), ComputeAPI(server.rpc),
                                             server.reactor)
@@ -40,4 +43,5 @@ class CloudController:
             "DescribeKeyPairs": self.keypairs.describe_key_pairs,
             "DeleteKeyPair": self.keypairs.delete_key_pair,
             **self.instances.actions(),
+            **self.images.actions(),
         }
