@@ -25,7 +25,8 @@ class LoadConfigTests(unittest.SynchronousTestCase):
         """etc/nova.conf.sample loads, and every value it shows is the default."""
         sample = load_config(ROOT / "etc" / "nova.conf.sample", environ={})
         defaults = NovaConfig()
-        for section in ("api", "objectstore", "redis", "rpc", "ldap", "service"):
+        for section in ("api", "objectstore", "redis", "rpc", "ldap", "service", "compute",
+                        "scheduler"):
             self.assertEqual(getattr(sample, section), getattr(defaults, section), section)
         self.assertEqual(sample.state_dir, ROOT / "var")
 

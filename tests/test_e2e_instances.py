@@ -6,11 +6,16 @@ driven through the EC2 API with boto3 and boto 2.
 
 from __future__ import annotations
 
+import os
 import shutil
+import subprocess
+from pathlib import Path
 
 from twisted.trial import unittest
 
-from tests.support.clients import Tenant
+from tests.support.allinone import ROOT
+from tests.support.clients import Tenant, credentials_env
+from tests.support.images import raw_disk
 from tests.support.guests import (MARKER, console_of, e2e_cloud, remove_netns, state_of,
                                   tiny_ami, virsh_list, wait_for, wait_marker, wait_state)
 
@@ -114,6 +119,45 @@ class GuestTests(unittest.TestCase):
         text = console_of(self.ec2, instance_id)
         self.assertIsInstance(text, str)
         wait_marker(self.ec2, instance_id)
+
+
+class BundleTests(unittest.TestCase):
+    """A disk bundled with nova-bundle-image, registered, and booted."""
+
+    def test_bundle_registered_and_booted(self) -> None:
+        _require_machine()
+        the_cloud = cloud()
+        tenant = Tenant(the_cloud)
+        self.addCleanup(tenant.remove)
+        folder = Path(self.mktemp()).resolve()
+        env = credentials_env(the_cloud, tenant, folder / "creds")
+        disk = folder / "disk.img"
+        disk.write_bytes(raw_disk(4 * 1024 * 1024))
+        ec2 = tenant.boto3()
+        tiny = ec2.describe_images(ImageIds=[tiny_ami(the_cloud)])["Images"][0]
+        environ = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "EC2_"))}
+        environ.update(env)
+        result = subprocess.run(
+            [str(ROOT / "bin" / "nova-bundle-image"), "-i", str(disk), "--name", "bundled disk",
+             "--kernel-id", tiny["KernelId"], "--ramdisk-id", tiny["RamdiskId"]],
+            env=environ, capture_output=True, text=True, timeout=300)
+        self.assertEqual(result.returncode, 0, result.stderr)
+        image_id = result.stdout.split("\t")[1].strip()
+        self.addCleanup(ec2.deregister_image, ImageId=image_id)
+
+        def available() -> bool:
+            image = ec2.describe_images(ImageIds=[image_id])["Images"][0]
+            self.assertNotEqual(image["State"], "failed", image.get("StateReason"))
+            return image["State"] == "available"
+        wait_for(available, 120, f"{image_id} available")
+        [instance] = ec2.run_instances(ImageId=image_id, MinCount=1, MaxCount=1,
+                                       InstanceType="m1.tiny")["Instances"]
+        instance_id = instance["InstanceId"]
+        self.assertEqual((instance["KernelId"], instance["RamdiskId"]),
+                         (tiny["KernelId"], tiny["RamdiskId"]))
+        wait_marker(ec2, instance_id)
+        ec2.terminate_instances(InstanceIds=[instance_id])
+        wait_state(ec2, instance_id, "terminated")
 
 
 class RestartTests(unittest.TestCase):

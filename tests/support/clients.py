@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import uuid
+import zipfile
+from pathlib import Path
 from urllib.parse import urlparse
 
 import boto
@@ -10,7 +12,7 @@ import boto3
 from boto.ec2.regioninfo import RegionInfo
 from botocore.config import Config
 
-from tests.support.allinone import AllInOne
+from tests.support.allinone import AllInOne, parse_novarc
 
 
 def boto3_ec2(url: str, access: str, secret: str, region: str = "nova") -> object:
@@ -59,3 +61,25 @@ class Tenant:
     def remove(self) -> None:
         self.cloud.nova_manage("project", "delete", self.project, check=False)
         self.cloud.nova_manage("user", "delete", self.user, check=False)
+
+
+def credentials_env(cloud: AllInOne, tenant: Tenant, folder: Path) -> dict[str, str]:
+    """
+    Fetch the tenant's credentials zip with nova-manage (a new certificate
+    the CA records), unpack it into C{folder}.
+
+    @return: the variables its novarc sets, key paths resolved, as a shell
+        that sourced it would have them.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    zipped = folder / "nova.zip"
+    cloud.nova_manage("project", "zipfile", tenant.project, tenant.user, str(zipped))
+    with zipfile.ZipFile(zipped) as archive:
+        archive.extractall(folder)
+    env = parse_novarc((folder / "novarc").read_text())
+    known = {"NOVA_KEY_DIR": str(folder)}
+    for name, value in env.items():  # in file order, as a shell expands them
+        for var, replacement in known.items():
+            value = value.replace("${" + var + "}", replacement)
+        env[name] = known[name] = value
+    return env
