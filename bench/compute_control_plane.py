@@ -15,8 +15,10 @@ Benchmark: the compute control plane alone (fake driver, all-in-one).
 from __future__ import annotations
 
 import argparse
+import collections
 import http.client
 import os
+import re
 import statistics
 import sys
 import threading
@@ -55,7 +57,7 @@ class Signed:
         response = self.conn.getresponse()
         body = response.read()
         if response.status != 200:
-            raise SystemExit(f"{action}: HTTP {response.status}: {body[:300]!r}")
+            raise RuntimeError(f"{action}: HTTP {response.status}: {body[:300]!r}")
         return body
 
 
@@ -79,6 +81,7 @@ def count_running(client: Signed) -> int:
 def launch_rate(cloud: AllInOne, user: S3User, image_id: str, total: int,
                 clients: int) -> tuple[float, list[float]]:
     latencies: list[float] = []
+    failures: list[str] = []
     lock = threading.Lock()
     left = [total]
 
@@ -90,8 +93,12 @@ def launch_rate(cloud: AllInOne, user: S3User, image_id: str, total: int,
                     return
                 left[0] -= 1
             began = time.perf_counter()
-            client.call("RunInstances", ImageId=image_id, MinCount="1", MaxCount="1",
-                        InstanceType="m1.tiny")
+            try:
+                client.call("RunInstances", ImageId=image_id, MinCount="1", MaxCount="1",
+                            InstanceType="m1.tiny")
+            except Exception as e:
+                failures.append(str(e))
+                return
             with lock:
                 latencies.append(time.perf_counter() - began)
 
@@ -101,8 +108,17 @@ def launch_rate(cloud: AllInOne, user: S3User, image_id: str, total: int,
         t.start()
     for t in threads:
         t.join()
+    if failures:
+        raise SystemExit(f"{len(failures)} RunInstances failed, e.g. {failures[0]}")
     watcher = Signed(cloud.ec2_port, user.access, user.secret)
-    while count_running(watcher) < total:
+    deadline = time.monotonic() + 120
+    while (running := count_running(watcher)) < total:
+        if time.monotonic() > deadline:
+            body = watcher.call("DescribeInstances").decode()
+            names = re.findall(r"<instanceState><code>\d+</code><name>([a-z-]+)</name>", body)
+            reasons = set(re.findall(r"<stateReason><code>([^<]*)</code>", body))
+            raise SystemExit(f"only {running} of {total} instances running after 120 s: "
+                             f"{collections.Counter(names)}, reasons {reasons}")
         time.sleep(0.02)
     return time.perf_counter() - began, latencies
 

@@ -7,6 +7,7 @@ Real guests are in tests/test_e2e_instances.py.
 from __future__ import annotations
 
 import base64
+import threading
 
 from botocore.exceptions import ClientError
 from twisted.trial import unittest
@@ -114,6 +115,31 @@ class InstanceLifecycleTests(unittest.TestCase):
         self.assertEqual([sum(len(r["Instances"]) for r in p["Reservations"]) for p in pages],
                          [5, 1])
         self.ec2.terminate_instances(InstanceIds=[i["InstanceId"] for i in first["Instances"]])
+
+    def test_concurrent_launches_in_one_project(self) -> None:
+        """Eight clients launching at once all succeed (they share the quota keys)."""
+        errors: list[Exception] = []
+        launched: list[str] = []
+
+        def client() -> None:
+            ec2 = self.user.boto3()
+            for _ in range(3):
+                try:
+                    [i] = ec2.run_instances(ImageId=self.image_id, MinCount=1, MaxCount=1,
+                                            InstanceType="m1.tiny")["Instances"]
+                    launched.append(i["InstanceId"])
+                except Exception as e:  # collected: the assertion below reports them
+                    errors.append(e)
+        for name in ("instances", "cores"):
+            self.cloud.nova_manage("project", "quota", self.user.project, name, "30")
+        threads = [threading.Thread(target=client) for _ in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        self.assertEqual(errors, [])
+        self.assertEqual(len(set(launched)), 24)
+        self.ec2.terminate_instances(InstanceIds=launched)
 
     def test_bad_requests(self) -> None:
         run = self.ec2.run_instances

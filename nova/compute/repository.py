@@ -24,6 +24,7 @@ import re
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import attr
+from twisted.internet import defer
 from twisted.internet.interfaces import IReactorTime
 
 from nova.compute import instance_types, states
@@ -181,6 +182,7 @@ class InstanceRepository:
         self._store = store
         self._clock = clock
         self.quotas = quotas if quotas is not None else QuotaRepository(store)
+        self._launch_locks: dict[str, defer.DeferredLock] = {}
 
     # -- writes ---------------------------------------------------------------
 
@@ -239,7 +241,17 @@ class InstanceRepository:
             return LaunchResult(stored, tuple(chosen))
 
         watch = self.quotas.watch_keys(project) + ([token_key] if token_key else [])
-        return await self._store.transact(watch, launch)
+        # Launches of one project all watch its quota keys: run this process's
+        # one at a time, so that a burst does not retry itself to exhaustion;
+        # other processes still meet at the WATCH, which keeps it correct.
+        lock = self._launch_locks.setdefault(project, defer.DeferredLock())
+        await lock.acquire()
+        try:
+            return await self._store.transact(watch, launch)
+        finally:
+            lock.release()
+            if not lock.locked and not lock.waiting:
+                self._launch_locks.pop(project, None)
 
     async def _replay(self, txn: ITransaction, reservation_id: str | None
                       ) -> LaunchResult | None:

@@ -23,6 +23,7 @@ from nova.utils.process.runner import ProcessRunner
 from nova.virt.fake import FakeDriver
 from nova.virt.libvirt.driver import LibvirtDriver
 from nova.virt.libvirt.host import HostLibvirtd
+from nova.virt.records import HostCapacity
 
 log = Logger()
 
@@ -55,7 +56,10 @@ class _Hypervisor:
         instances = config.instances_dir.absolute()
         await self._server.run_in_thread(instances.mkdir, 0o755, True, True)
         if compute.driver == "fake":
-            self.driver = FakeDriver(reactor)
+            # no guest really runs: a host this large never limits a
+            # control-plane test or benchmark (thousands of m1.tiny)
+            self.driver = FakeDriver(reactor, HostCapacity(vcpus=1024, memory_mb=4 * 1024 ** 2,
+                                                           disk_gb=100_000))
             return
         if compute.driver != "libvirt":
             raise ConfigError(f"[compute] driver = {compute.driver!r}: expected libvirt or fake")
