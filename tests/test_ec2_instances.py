@@ -10,8 +10,10 @@ import base64
 import os
 from typing import Any
 
+import attr
 from twisted.trial import unittest
 
+from nova.api.ec2.instance_view import DescribeCache, describe_instance
 from nova.api.ec2.instances import IdempotentParameterMismatch, InstanceController
 from nova.api.ec2.params import Params
 from nova.compute import states
@@ -25,6 +27,7 @@ from nova.image import records as image_records
 from nova.image.records import InvalidAMIIDNotFound
 from nova.compute.records import InvalidUserData
 from tests.support.compute import ComputeWorld
+from tests.test_compute_records import a_launch, an_instance
 
 ALICE = RequestContext(user_id="alice", project_id="proj", roles=("developer",))
 MALLORY = RequestContext(user_id="mallory", project_id="other", roles=("developer",))
@@ -215,3 +218,32 @@ class InstanceActionTests(unittest.TestCase):
         self.assertTrue((await attribute("kernel"))["value"].startswith("aki-"))
         with self.assertRaises(InvalidParameterValue):
             await attribute("sriovNetSupport")
+
+
+class DescribeCacheTests(unittest.TestCase):
+
+    def test_unchanged_records_reuse_their_item(self) -> None:
+        cache = DescribeCache(size=2)
+        first, second, third = an_instance(), an_instance(), an_instance()
+        item = cache.describe(first, False)
+        self.assertEqual(item, describe_instance(first))
+        self.assertIs(cache.describe(first, False), item)
+        self.assertIsNot(cache.describe(first, True), item)   # admins see the host
+        cache.describe(second, False)
+        cache.describe(third, False)                          # evicts the oldest
+        self.assertIsNot(cache.describe(first, False), item)
+        changed = attr.evolve(first, state="running")
+        self.assertEqual(cache.describe(changed, False)["instanceState"]["name"], "running")
+
+    async def test_repository_hands_out_one_object_per_unchanged_record(self) -> None:
+        world = ComputeWorld(self.mktemp())
+        reservation, instances = a_launch(2, created_at=world.clock.seconds())
+        await world.instances.create_reservation(reservation, instances)
+        one = (await world.instances.list("proj")).instances
+        two = (await world.instances.list("proj")).instances
+        self.assertEqual([a is b for a, b in zip(one, two)], [True, True])
+        changed = one[0].instance_id
+        await world.instances.update(changed, host="h9")
+        three = (await world.instances.list("proj")).instances
+        self.assertEqual((three[0] is one[0], three[1] is one[1]), (False, True))
+        self.assertEqual((three[0].instance_id, three[0].host), (changed, "h9"))

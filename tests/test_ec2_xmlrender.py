@@ -5,7 +5,7 @@ from xml.etree import ElementTree
 
 from twisted.trial import unittest
 
-from nova.api.ec2.xmlrender import format_timestamp, render_error, render_response
+from nova.api.ec2.xmlrender import RenderOnce, format_timestamp, render_error, render_response
 
 
 class RenderResponseTests(unittest.SynchronousTestCase):
@@ -42,3 +42,16 @@ class RenderErrorTests(unittest.SynchronousTestCase):
         self.assertEqual(root.find("Errors/Error/Code").text, "AuthFailure")
         self.assertEqual(root.find("Errors/Error/Message").text, "no & no")
         self.assertEqual(root.find("RequestID").text, "req-2")
+
+
+class RenderOnceTests(unittest.TestCase):
+
+    def test_same_xml_as_a_dict_and_kept(self) -> None:
+        fields = {"instanceId": "i-1", "tags": [{"key": "a<b"}], "gone": None, "ok": True}
+        plain = render_response("X", "r", {"set": [fields]})
+        once = RenderOnce(fields)
+        self.assertEqual(render_response("X", "r", {"set": [once]}), plain)
+        self.assertIsNotNone(once.xml)
+        once.xml = "<instanceId>kept</instanceId>"
+        self.assertIn(b"<item><instanceId>kept</instanceId></item>",
+                      render_response("X", "r", {"set": [once]}))

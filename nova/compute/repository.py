@@ -38,6 +38,9 @@ from nova.utils.filters import wildcard
 #: how long a terminated instance stays visible (EC2: about an hour)
 TERMINATED_VISIBLE_SECONDS = 3600.0
 
+#: how many decoded records a repository keeps (a few MB at most)
+DECODED_CACHE_SIZE = 20_000
+
 _FIXED = frozenset({"instance_id", "reservation_id", "project_id", "created_at"})
 
 
@@ -183,6 +186,21 @@ class InstanceRepository:
         self._clock = clock
         self.quotas = quotas if quotas is not None else QuotaRepository(store)
         self._launch_locks: dict[str, defer.DeferredLock] = {}
+        self._decoded: dict[str, Instance] = {}
+
+    def _decode(self, raw: str) -> Instance:
+        """
+        @return: the record stored as C{raw}. Listings decode the same
+            unchanged records again and again: the same text gives the same
+            (immutable) record object, from a bounded cache.
+        """
+        found = self._decoded.get(raw)
+        if found is None:
+            found = Instance.from_json(raw)
+            if len(self._decoded) >= DECODED_CACHE_SIZE:
+                del self._decoded[next(iter(self._decoded))]  # the oldest entry
+            self._decoded[raw] = found
+        return found
 
     # -- writes ---------------------------------------------------------------
 
@@ -444,7 +462,7 @@ class InstanceRepository:
                 or self._clock.seconds() - inst.terminated_at <= TERMINATED_VISIBLE_SECONDS)
 
     def _visible(self, raw: str | None, instance_id: str) -> Instance:
-        inst = None if raw is None else Instance.from_json(raw)
+        inst = None if raw is None else self._decode(raw)
         if inst is None or not self._is_visible(inst):
             raise InvalidInstanceIDNotFound(f"The instance ID '{instance_id}' does not exist")
         return inst
@@ -517,7 +535,7 @@ class InstanceRepository:
             for (score, member), raw in zip(part, await self._store.mget(*[m for _, m in part])):
                 if raw is None:
                     continue
-                inst = Instance.from_json(raw)
+                inst = self._decode(raw)
                 if self._is_visible(inst) and _matches(inst, compiled):
                     found.append((score, member, inst))
         page = found[:limit]
@@ -541,6 +559,6 @@ class InstanceRepository:
         members = sorted(await self._store.smembers(keys.instances_on_host(host)))
         if not members:
             return []
-        found = [Instance.from_json(v) for v in await self._store.mget(*members)
+        found = [self._decode(v) for v in await self._store.mget(*members)
                  if v is not None]
         return sorted(found, key=lambda i: (i.created_at, i.instance_id))

@@ -22,6 +22,7 @@ import json
 import re
 import secrets
 import types
+import functools
 from typing import Any, Mapping, Type, TypeVar
 
 import attr
@@ -32,6 +33,11 @@ R = TypeVar("R", bound="Record")
 
 _KEY_PAIR_ID = re.compile(r"key-[0-9a-f]{17}\Z")
 KEY_TYPES = ("rsa", "ed25519")
+
+
+@functools.lru_cache(maxsize=None)
+def _field_names(cls: type) -> frozenset[str]:
+    return frozenset(f.name for f in attr.fields(cls))
 
 
 class Record:
@@ -51,7 +57,7 @@ class Record:
         """
         if not isinstance(data, Mapping):
             raise CorruptRecord(f"{cls.__name__}: expected an object, got {type(data).__name__}")
-        names = {f.name for f in attr.fields(cls)}  # type: ignore[arg-type]
+        names = _field_names(cls)
         try:
             return cls(**{k: v for k, v in data.items() if k in names})
         except (TypeError, ValueError) as e:

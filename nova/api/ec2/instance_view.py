@@ -6,9 +6,9 @@ and C{reservationSet} grouping. Pure functions of the records.
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
-from nova.api.ec2.xmlrender import format_timestamp
+from nova.api.ec2.xmlrender import RenderOnce, format_timestamp
 from nova.compute.records import Instance
 
 
@@ -61,28 +61,63 @@ def describe_instance(instance: Instance, *, show_host: bool = False) -> dict[st
     return item
 
 
-def describe_reservations(instances: Iterable[Instance],
-                          show_host: bool = False) -> list[dict[str, Any]]:
+Describe = Callable[[Instance, bool], dict[str, Any]]
+
+
+def _describe(instance: Instance, show_host: bool) -> dict[str, Any]:
+    return describe_instance(instance, show_host=show_host)
+
+
+def describe_reservations(instances: Iterable[Instance], show_host: bool = False,
+                          describe: Describe = _describe) -> list[dict[str, Any]]:
     """
     @param instances: in listing order.
+    @param describe: makes one C{instancesSet} item (e.g. L{DescribeCache.describe}).
     @return: C{reservationSet} items: instances grouped by reservation, in the
         order each reservation first appears.
     """
     grouped: dict[str, list[Instance]] = {}
     for instance in instances:
         grouped.setdefault(instance.reservation_id, []).append(instance)
-    return [reservation(members, show_host) for members in grouped.values()]
+    return [reservation(members, show_host, describe) for members in grouped.values()]
 
 
-def reservation(members: list[Instance], show_host: bool = False) -> dict[str, Any]:
+def reservation(members: list[Instance], show_host: bool = False,
+                describe: Describe = _describe) -> dict[str, Any]:
     """@return: one reservation (RunInstances' whole answer) of its instances."""
     first = members[0]
     return {
         "reservationId": first.reservation_id,
         "ownerId": first.project_id,
         "groupSet": _groups(first.security_groups),
-        "instancesSet": [describe_instance(i, show_host=show_host) for i in members],
+        "instancesSet": [describe(i, show_host) for i in members],
     }
+
+
+class DescribeCache:
+    """
+    The C{instancesSet} items of records seen before, rendered once
+    (L{RenderOnce}). The repository hands out the same record object for an
+    unchanged record, so the record's identity is the key.
+
+    @param size: how many items to keep.
+    """
+
+    def __init__(self, size: int = 20_000) -> None:
+        self._size = size
+        self._items: dict[tuple[int, bool], tuple[Instance, RenderOnce]] = {}
+
+    def describe(self, instance: Instance, show_host: bool) -> dict[str, Any]:
+        """@return: the item of C{instance}, as L{describe_instance} makes it."""
+        key = (id(instance), show_host)
+        cached = self._items.get(key)
+        if cached is not None and cached[0] is instance:
+            return cached[1]
+        item = RenderOnce(describe_instance(instance, show_host=show_host))
+        if len(self._items) >= self._size:
+            del self._items[next(iter(self._items))]  # the oldest entry
+        self._items[key] = (instance, item)
+        return item
 
 
 def state_change(before: Instance, after: Instance) -> dict[str, Any]:

@@ -72,6 +72,7 @@ class InstanceController:
         self._scheduler = scheduler
         self._compute = compute
         self._clock = clock
+        self._views = instance_view.DescribeCache()
 
     # -- RunInstances ------------------------------------------------------------
 
@@ -167,11 +168,11 @@ class InstanceController:
                     **filters, "instance-id": [i.instance_id for i in found]})
                 found = list(page.instances)
             return {"reservationSet": instance_view.describe_reservations(
-                found, context.is_admin)}
+                found, context.is_admin, self._views.describe)}
         page = await self._instances.list(project, filters=filters, max_results=max_results,
                                           next_token=params.get("NextToken"))
-        return {"reservationSet": instance_view.describe_reservations(page.instances,
-                                                                      context.is_admin),
+        return {"reservationSet": instance_view.describe_reservations(
+                    page.instances, context.is_admin, self._views.describe),
                 "nextToken": page.next_token}
 
     # -- actions on existing instances --------------------------------------------
