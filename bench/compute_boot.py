@@ -34,7 +34,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from tests.support.clients import boto3_ec2  # noqa: E402
 from tests.support.guests import (MARKER, console_of, e2e_cloud, remove_netns,  # noqa: E402
-                                  tiny_ami)
+                                  tiny_ami, wait_state)
 
 CMDLINE = "root=/dev/vda1 console=ttyS0 no_timer_check quiet panic=-1"
 TARGET_RATIO = 1.2
@@ -63,8 +63,11 @@ def nova_boots(ec2: Any, ami: str, count: int, concurrent: bool) -> tuple[list[f
                     waiting.discard(instance_id)
                     times.append(time.perf_counter() - began)
             time.sleep(0.1)
+        total = time.perf_counter() - began
         ec2.terminate_instances(InstanceIds=ids)
-        return times, time.perf_counter() - began
+        for instance_id in ids:
+            wait_state(ec2, instance_id, "terminated")
+        return times, total
     for _ in range(count):
         start = time.perf_counter()
         [instance] = ec2.run_instances(ImageId=ami, MinCount=1, MaxCount=1,
@@ -73,7 +76,8 @@ def nova_boots(ec2: Any, ami: str, count: int, concurrent: bool) -> tuple[list[f
             time.sleep(0.1)
         times.append(time.perf_counter() - start)
         ec2.terminate_instances(InstanceIds=[instance["InstanceId"]])
-        time.sleep(1.0)  # let the terminate finish off the clock
+        # off the clock: the node's destroy would otherwise overlap the next spawn
+        wait_state(ec2, instance["InstanceId"], "terminated")
     return times, time.perf_counter() - began
 
 

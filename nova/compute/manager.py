@@ -193,13 +193,19 @@ class ComputeManager(Manager):
             if instance is None or instance.state != states.PENDING:
                 return
             self._usage[instance_id] = (instance.vcpus, instance.memory_mb)
+            began = self._clock.seconds()
             try:
                 spec = await self._prepare(instance)
+                prepared = self._clock.seconds()
                 await self._driver.spawn(spec)
             except Exception as e:
                 log.failure("{host}: spawning {id} failed", host=self.host, id=instance_id)
                 await self._fail_spawn(instance_id, e)
                 return
+            now = self._clock.seconds()
+            log.info("{host}: {id} spawned in {total:.2f} s (images and disk {prep:.2f} s, "
+                     "hypervisor {hyp:.2f} s)", host=self.host, id=instance_id,
+                     total=now - began, prep=prepared - began, hyp=now - prepared)
             try:
                 await self._instances.transition(instance_id, "spawned", state_reason=None,
                                                  power_state=power_state.RUNNING)
