@@ -13,6 +13,7 @@ from twisted.trial import unittest
 from nova import exception
 from nova.image import bundle
 from nova.image.bundle import testing
+from tests.support.minidom import element_adder
 
 HEX40 = "a" * 40
 
@@ -80,14 +81,7 @@ class RoundTripTests(ManifestTestCase):
         root = doc.createElement("manifest")
         doc.appendChild(root)
 
-        def add(parent: object, tag: str, text: str | None = None, **attrs: str) -> object:
-            elem = doc.createElement(tag)
-            for name, value in attrs.items():
-                elem.setAttribute(name, value)
-            if text is not None:
-                elem.appendChild(doc.createTextNode(text))
-            parent.appendChild(elem)  # type: ignore[attr-defined]
-            return elem
+        add = element_adder(doc)
 
         add(root, "version", "2007-10-10")
         bundler = add(root, "bundler")

@@ -32,33 +32,32 @@ class ComputeAPI:
     def __init__(self, rpc: Any) -> None:
         self._rpc = rpc
 
+    async def _cast(self, context: RequestContext, host: str, method: str,
+                    instance_id: str) -> None:
+        await self._rpc.cast(host_topic(host), method, {"instance_id": instance_id}, context)
+
     async def run_instance(self, context: RequestContext, host: str, instance_id: str) -> None:
         """Spawn a scheduled instance on C{host}."""
-        await self._rpc.cast(host_topic(host), "run_instance",
-                             {"instance_id": instance_id}, context)
+        await self._cast(context, host, "run_instance", instance_id)
 
     async def terminate_instance(self, context: RequestContext, host: str,
                                  instance_id: str) -> None:
         """Destroy the guest and its disk; the record ends C{terminated}."""
-        await self._rpc.cast(host_topic(host), "terminate_instance",
-                             {"instance_id": instance_id}, context)
+        await self._cast(context, host, "terminate_instance", instance_id)
 
     async def reboot_instance(self, context: RequestContext, host: str,
                               instance_id: str) -> None:
         """Hard-reboot the guest."""
-        await self._rpc.cast(host_topic(host), "reboot_instance",
-                             {"instance_id": instance_id}, context)
+        await self._cast(context, host, "reboot_instance", instance_id)
 
     async def stop_instance(self, context: RequestContext, host: str, instance_id: str) -> None:
         """Power the guest off, keeping its disk; the record ends C{stopped}."""
-        await self._rpc.cast(host_topic(host), "stop_instance",
-                             {"instance_id": instance_id}, context)
+        await self._cast(context, host, "stop_instance", instance_id)
 
     async def start_instance(self, context: RequestContext, host: str,
                              instance_id: str) -> None:
         """Power a stopped guest on; the record ends C{running}."""
-        await self._rpc.cast(host_topic(host), "start_instance",
-                             {"instance_id": instance_id}, context)
+        await self._cast(context, host, "start_instance", instance_id)
 
     async def get_console_output(self, context: RequestContext, host: str,
                                  instance_id: str) -> str:

@@ -222,31 +222,28 @@ class InstanceController:
                                                     instance.instance_id)
         return {"return": True}
 
-    async def stop_instances(self, context: RequestContext, params: Params) -> dict[str, Any]:
-        """StopInstances: stopping now, stopped once the node powered it off."""
+    async def _power(self, context: RequestContext, params: Params, action: str,
+                     reason: tuple[str, str], cast: Any) -> dict[str, Any]:
         found = await self._own(context, params)
-        await self._check_all(found, "stop")
+        await self._check_all(found, action)
         changes = []
         for instance in found:
-            before, after = await self._instances.transition(
-                instance.instance_id, "stop", state_reason=states.USER_INITIATED_SHUTDOWN)
+            before, after = await self._instances.transition(instance.instance_id, action,
+                                                             state_reason=reason)
             if after.state != before.state and after.host is not None:
-                await self._compute.stop_instance(context, after.host, after.instance_id)
+                await cast(context, after.host, after.instance_id)
             changes.append(instance_view.state_change(before, after))
         return {"instancesSet": changes}
 
+    async def stop_instances(self, context: RequestContext, params: Params) -> dict[str, Any]:
+        """StopInstances: stopping now, stopped once the node powered it off."""
+        return await self._power(context, params, "stop", states.USER_INITIATED_SHUTDOWN,
+                                 self._compute.stop_instance)
+
     async def start_instances(self, context: RequestContext, params: Params) -> dict[str, Any]:
         """StartInstances: pending now, running once the node powered it on."""
-        found = await self._own(context, params)
-        await self._check_all(found, "start")
-        changes = []
-        for instance in found:
-            before, after = await self._instances.transition(
-                instance.instance_id, "start", state_reason=states.PENDING_REASON)
-            if after.state != before.state and after.host is not None:
-                await self._compute.start_instance(context, after.host, after.instance_id)
-            changes.append(instance_view.state_change(before, after))
-        return {"instancesSet": changes}
+        return await self._power(context, params, "start", states.PENDING_REASON,
+                                 self._compute.start_instance)
 
     async def get_console_output(self, context: RequestContext,
                                  params: Params) -> dict[str, Any]:
