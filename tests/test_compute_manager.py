@@ -15,6 +15,7 @@ from twisted.internet import defer
 from twisted.trial import unittest
 
 from nova.compute import states
+from nova.datastore import keys
 from nova.compute.imagecache import ImageCorrupted, ImageUnavailable
 from nova.compute.manager import guest_uuid
 from nova.context import RequestContext
@@ -279,3 +280,24 @@ class ReconcileTests(ManagerTestCase):
         self.assertEqual(sorted(await self.world.driver.list_instances()),
                          sorted([kept, stopping]))
         self.assertEqual(self.manager.capacity()["instances"], 2)
+
+
+class PurgeTests(unittest.TestCase):
+
+    async def test_api_forgets_old_terminated_instances(self) -> None:
+        from nova.tap.components import ApiManager
+        world = ComputeWorld(self.mktemp())
+        api = ApiManager("api", world.clock, world.instances)
+        reservation, instances = a_launch(2, created_at=world.clock.seconds())
+        await world.instances.create_reservation(reservation, instances)
+        gone, kept = (i.instance_id for i in instances)
+        await world.instances.transition(gone, "terminate")
+        await world.instances.transition(gone, "destroyed")
+        [task] = api.periodic_tasks()
+        await task()
+        self.assertEqual((await world.instances.get(gone)).state, states.TERMINATED)
+        world.clock.advance(3601)
+        await task()
+        self.assertEqual([i.instance_id for i in (await world.instances.list()).instances],
+                         [kept])
+        self.assertIsNone(await world.store.get(keys.instance(gone)))

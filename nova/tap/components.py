@@ -6,10 +6,11 @@ put together.
 
 from __future__ import annotations
 
-from typing import Any, Awaitable, Callable
+from typing import Any, Awaitable, Callable, Sequence
 
 from twisted.application.service import IService, Service
 from twisted.internet import defer
+from twisted.logger import Logger
 from twisted.web import server as web
 
 from nova.api.ec2.admin import AdminController
@@ -23,14 +24,33 @@ from nova.image.wiring import RegistrarService, image_registrar
 from nova.objectstore.http.site import build_site
 from nova.objectstore.store import FilesystemObjectStore
 from nova.server import NovaServer
-from nova.service import Manager, NovaService
+from nova.compute.repository import InstanceRepository
+from nova.service import Manager, NovaService, PeriodicTask
 from nova.utils.listening import ListeningService
+
+log = Logger()
 
 
 class ApiManager(Manager):
-    """The API server's face on the bus (topic C{cloud}, as in 2010 nova)."""
+    """
+    The API server's face on the bus (topic C{cloud}, as in 2010 nova); its
+    periodic task forgets instances terminated more than an hour ago.
+    """
 
     binary = "nova-api"
+
+    def __init__(self, host: str, clock: Any, instances: InstanceRepository) -> None:
+        super().__init__(host, clock)
+        self._instances = instances
+
+    def periodic_tasks(self) -> Sequence[PeriodicTask]:
+        return (self.purge_terminated,)
+
+    async def purge_terminated(self) -> None:
+        """Remove the records of instances terminated more than an hour ago."""
+        removed = await self._instances.purge_terminated()
+        if removed:
+            log.info("forgot {n} instance(s) terminated over an hour ago", n=removed)
 
 
 def endpoints_of(server: NovaServer) -> Endpoints:
@@ -77,7 +97,8 @@ async def api_components(server: NovaServer) -> list[IService]:
     listener = ListeningService(server.reactor, config.api.listen, config.api.ec2_port,
                                 api_site(server, registrar), name="nova-api (EC2)")
     return [RegistrarService(registrar),
-            service(server, ApiManager(config.host, server.reactor), "cloud"), listener]
+            service(server, ApiManager(config.host, server.reactor, server.instances), "cloud"),
+            listener]
 
 
 
