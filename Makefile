@@ -36,6 +36,9 @@ test-services:
 bench: deps test-services
 	$(VENV)/bin/python bench/rpc_roundtrip.py
 	$(VENV)/bin/python bench/api_describe_keypairs.py
+	$(VENV)/bin/python bench/objectstore.py
+	$(VENV)/bin/python bench/compute_control_plane.py
+	$(VENV)/bin/python bench/compute_boot.py
 
 clean:
 	rm -rf _trial_temp* build *.egg-info
