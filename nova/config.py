@@ -127,6 +127,29 @@ class ComputeConfig:
 
 
 @attr.s(frozen=True, auto_attribs=True, kw_only=True)
+class NetworkConfig:
+    """The network controller (2010 nova's network flags)."""
+
+    #: C{vlan} (a network per project, created on first use) or C{flat}
+    #: (one shared DHCP network)
+    manager: str = "vlan"
+    #: the range project networks are cut from
+    fixed_range: str = "10.0.0.0/8"
+    #: addresses per project network
+    network_size: int = 256
+    #: the first VLAN id (and VXLAN VNI where the host has no 802.1Q)
+    vlan_start: int = 100
+    #: how many project networks C{fixed_range} is cut into
+    num_networks: int = 1000
+    #: the flat manager's bridge
+    flat_network_bridge: str = "br100"
+    #: seconds a DHCP lease lasts (a fixed IP is released after its lease ends)
+    dhcp_lease_time: int = 120
+    #: a network namespace that is the network host (empty: the root namespace)
+    host_netns: str = ""
+
+
+@attr.s(frozen=True, auto_attribs=True, kw_only=True)
 class SchedulerConfig:
     """How a host is chosen for new work."""
 
@@ -164,6 +187,7 @@ class NovaConfig:
     service: ServiceConfig = attr.Factory(ServiceConfig)
     compute: ComputeConfig = attr.Factory(ComputeConfig)
     scheduler: SchedulerConfig = attr.Factory(SchedulerConfig)
+    network: NetworkConfig = attr.Factory(NetworkConfig)
 
     @property
     def creds_dir(self) -> Path:
@@ -209,6 +233,7 @@ _SECTIONS = {
     "service": ServiceConfig,
     "compute": ComputeConfig,
     "scheduler": SchedulerConfig,
+    "network": NetworkConfig,
 }
 
 

@@ -26,7 +26,7 @@ class LoadConfigTests(unittest.SynchronousTestCase):
         sample = load_config(ROOT / "etc" / "nova.conf.sample", environ={})
         defaults = NovaConfig()
         for section in ("api", "objectstore", "redis", "rpc", "ldap", "service", "compute",
-                        "scheduler"):
+                        "scheduler", "network"):
             self.assertEqual(getattr(sample, section), getattr(defaults, section), section)
         self.assertEqual(sample.state_dir, ROOT / "var")
 
