@@ -200,7 +200,7 @@ def _launch_permission_changes(params: Params) -> list[tuple[str, list[str], lis
         changes.append((operation, groups, users))
     for operation, prefix in (("add", "LaunchPermission.Add"),
                               ("remove", "LaunchPermission.Remove")):
-        entries = params._indexed(prefix)
+        entries = params.get_indexed(prefix)
         if not entries:
             continue
         groups, users = [], []

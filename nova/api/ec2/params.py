@@ -71,6 +71,15 @@ class Params:
             raise InvalidParameterValue(f"Value ({value}) for parameter {name} is out of range.")
         return number
 
+    def get_indexed(self, prefix: str) -> dict[int, dict[str, str]]:
+        """
+        @return: the members of an indexed structure: C{LaunchPermission.Add.1.Group}
+            is C{{1: {"Group": ...}}} for the prefix C{LaunchPermission.Add}
+            (a plain C{Prefix.1} is under the key C{""}).
+        @raise InvalidParameterValue: a name under the prefix without an index.
+        """
+        return self._indexed(prefix)
+
     def _indexed(self, prefix: str) -> dict[int, dict[str, str]]:
         found: dict[int, dict[str, str]] = {}
         start = prefix + "."
