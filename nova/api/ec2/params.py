@@ -78,9 +78,6 @@ class Params:
             (a plain C{Prefix.1} is under the key C{""}).
         @raise InvalidParameterValue: a name under the prefix without an index.
         """
-        return self._indexed(prefix)
-
-    def _indexed(self, prefix: str) -> dict[int, dict[str, str]]:
         found: dict[int, dict[str, str]] = {}
         start = prefix + "."
         for name, value in self.raw.items():
@@ -94,7 +91,7 @@ class Params:
 
     def get_list(self, prefix: str) -> list[str]:
         """@return: the values of C{prefix.1}, C{prefix.2}, ... in index order."""
-        indexed = self._indexed(prefix)
+        indexed = self.get_indexed(prefix)
         values = []
         for index in sorted(indexed):
             entry = indexed[index]
@@ -111,7 +108,7 @@ class Params:
         """
         allowed = set(allowed)
         filters: dict[str, list[str]] = {}
-        indexed = self._indexed("Filter")
+        indexed = self.get_indexed("Filter")
         for index in sorted(indexed):
             entry = indexed[index]
             name = entry.get("Name")
