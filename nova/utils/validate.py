@@ -25,6 +25,8 @@ __all__ = [
     "ipv4_interface",
     "mac_address",
     "vlan_id",
+    "port_number",
+    "hostname",
 ]
 
 
@@ -162,4 +164,42 @@ def vlan_id(value: int) -> int:
         raise InvalidIdentifier(f"VLAN id must be an integer, not {type(value).__name__}")
     if not 1 <= value <= 4094:
         raise InvalidIdentifier(f"invalid VLAN id {value}: must be 1-4094")
+    return value
+
+
+_HOST_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_HOSTNAME = re.compile(rf"{_HOST_LABEL}(?:\.{_HOST_LABEL})*")
+
+
+def port_number(value: int) -> int:
+    """
+    Check a TCP or UDP port number.
+
+    @param value: an integer from 1 to 65535.
+    @return: C{value} unchanged.
+    @raise InvalidIdentifier: otherwise (including for booleans and strings).
+    """
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidIdentifier(f"port must be an integer, not {type(value).__name__}")
+    if not 1 <= value <= 65535:
+        raise InvalidIdentifier(f"invalid port {value}: must be 1-65535")
+    return value
+
+
+def hostname(value: str) -> str:
+    """
+    Check a host name (RFC 1123 labels joined by dots), as dnsmasq hands it
+    to a guest.
+
+    @param value: such as C{"i-0000000a"} or C{"web.novalocal"}; at most
+        253 characters.
+    @return: C{value} unchanged.
+    @raise InvalidIdentifier: for anything else (a comma, a blank, a
+        leading C{-} ...).
+    """
+    _require_str("host name", value)
+    if len(value) > 253 or _HOSTNAME.fullmatch(value) is None:
+        raise InvalidIdentifier(
+            f"invalid host name {value!r}: dot-separated labels of [A-Za-z0-9-],"
+            " each starting and ending with a letter or digit")
     return value

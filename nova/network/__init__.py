@@ -1,0 +1,1 @@
+"""The network controller: VLAN and flat networks, fixed and elastic IPs."""

@@ -1,0 +1,307 @@
+"""
+nova's iptables rules, as C{iptables-restore --noflush} input.
+
+nova writes only chains of its own, all named C{nova-*}:
+
+    - top chains, one per built-in chain nova hooks into (C{nova-PREROUTING},
+      C{nova-OUTPUT}, C{nova-POSTROUTING} in C{nat}; C{nova-FORWARD} in
+      C{filter}), each reached by a single C{-j} rule in the built-in chain;
+    - object chains, one per thing: C{nova-snat-<vlan>} (a project network's
+      outbound NAT), C{nova-fdnat-<ip>} and C{nova-fsnat-<ip>} (a floating
+      IP), C{nova-inst-<ec2 id>} (an instance's security-group filter).
+
+A change is one transaction: the top chains are re-declared (which flushes
+them) and refilled with a jump to every object chain that is to exist, the
+object chains being written are re-declared and filled, the ones being
+removed are declared (flushed) and deleted. The list of existing object
+chains comes from C{iptables-save} (L{parse_save}), so a restarted nova
+picks up what it wrote before and never touches any other rule.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Iterable, Mapping, Sequence
+
+import attr
+
+from nova.network.linux_net import tap_name
+from nova.utils import validate
+from nova.utils.validate import InvalidIdentifier
+
+__all__ = [
+    "TOP_CHAINS",
+    "SecurityRule",
+    "SavedTable",
+    "parse_save",
+    "snat_chain",
+    "floating_chains",
+    "instance_chain",
+    "network_snat_rules",
+    "floating_dnat_rules",
+    "floating_snat_rules",
+    "instance_filter_rules",
+    "restore_input",
+    "iptables_save",
+    "iptables_restore",
+]
+
+#: table -> built-in chain -> nova's top chain hooked into it.
+TOP_CHAINS: dict[str, dict[str, str]] = {
+    "nat": {"PREROUTING": "nova-PREROUTING", "OUTPUT": "nova-OUTPUT",
+            "POSTROUTING": "nova-POSTROUTING"},
+    "filter": {"FORWARD": "nova-FORWARD"},
+}
+
+#: table -> (object chain prefix, the top chains that jump to it), in the
+#: order the jumps appear (floating SNAT before a network's MASQUERADE).
+_JUMPS: dict[str, list[tuple[str, tuple[str, ...]]]] = {
+    "nat": [("nova-fdnat-", ("nova-PREROUTING", "nova-OUTPUT")),
+            ("nova-fsnat-", ("nova-POSTROUTING",)),
+            ("nova-snat-", ("nova-POSTROUTING",))],
+    "filter": [("nova-inst-", ("nova-FORWARD",))],
+}
+
+# Every token of a rule must look like an option, a name, an address or a
+# number: no blank, quote, '#' or newline can reach iptables-restore's parser.
+_TOKEN = re.compile(r"[A-Za-z0-9_.:/,!+-]{1,64}")
+_CHAIN = re.compile(r"nova-[A-Za-z0-9_.-]{1,23}")
+
+Rule = Sequence[str]
+
+
+@attr.s(frozen=True, auto_attribs=True)
+class SecurityRule:
+    """
+    One security-group ingress rule: C{protocol} from C{cidr} to ports
+    C{from_port}-C{to_port} (for icmp: type C{from_port}, -1 for any).
+    """
+
+    protocol: str
+    from_port: int
+    to_port: int
+    cidr: str = attr.ib(converter=validate.ipv4_network)
+
+    def __attrs_post_init__(self) -> None:
+        if self.protocol not in ("tcp", "udp", "icmp"):
+            raise InvalidIdentifier(f"invalid protocol {self.protocol!r}: tcp, udp or icmp")
+        if self.protocol == "icmp":
+            for value in (self.from_port, self.to_port):
+                if isinstance(value, bool) or not isinstance(value, int) or not -1 <= value <= 255:
+                    raise InvalidIdentifier(f"invalid icmp type/code {value!r}")
+        else:
+            validate.port_number(self.from_port)
+            validate.port_number(self.to_port)
+            if self.from_port > self.to_port:
+                raise InvalidIdentifier(f"port range {self.from_port}-{self.to_port} is reversed")
+
+
+@attr.s(frozen=True, auto_attribs=True)
+class SavedTable:
+    """
+    What C{iptables-save} shows of one table.
+
+    @ivar chains: every chain name declared.
+    @ivar rules: every C{-A ...} line, as written.
+    """
+
+    chains: frozenset[str]
+    rules: tuple[str, ...]
+
+
+def parse_save(text: str) -> dict[str, SavedTable]:
+    """
+    Read C{iptables-save} output.
+
+    @param text: its output.
+    @return: table name -> L{SavedTable}.
+    """
+    tables: dict[str, SavedTable] = {}
+    table: str | None = None
+    chains: set[str] = set()
+    rules: list[str] = []
+    for line in text.splitlines():
+        line = line.strip()
+        if line.startswith("*"):
+            table, chains, rules = line[1:], set(), []
+        elif table is None:
+            continue
+        elif line.startswith(":"):
+            chains.add(line[1:].split()[0])
+        elif line.startswith("-A "):
+            rules.append(line)
+        elif line == "COMMIT":
+            tables[table] = SavedTable(frozenset(chains), tuple(rules))
+            table = None
+    return tables
+
+
+def _chain(name: str) -> str:
+    if _CHAIN.fullmatch(name) is None:
+        raise InvalidIdentifier(f"invalid nova chain name {name!r}")
+    return name
+
+
+def snat_chain(vlan: int) -> str:
+    """@return: C{nova-snat-<vlan>}, the network's outbound NAT chain."""
+    return _chain(f"nova-snat-{validate.vlan_id(vlan)}")
+
+
+def floating_chains(floating_ip: str) -> tuple[str, str]:
+    """@return: the floating IP's (DNAT chain, SNAT chain)."""
+    ip = validate.ipv4_address(floating_ip)
+    return _chain(f"nova-fdnat-{ip}"), _chain(f"nova-fsnat-{ip}")
+
+
+def instance_chain(instance_id: str) -> str:
+    """@return: C{nova-inst-<ec2 id>}, the instance's filter chain."""
+    tap_name(instance_id)  # the same validation: i- and 8 hex digits
+    return _chain(f"nova-inst-{instance_id}")
+
+
+def network_snat_rules(cidr: str, *, source_ip: str | None = None,
+                       out_interface: str | None = None) -> list[list[str]]:
+    """
+    Outbound NAT of a project network (2010: C{-s fixed_range -j SNAT}).
+
+    Traffic inside the network is left alone; the rest is SNATed to
+    C{source_ip}, or MASQUERADEd when none is given.
+
+    @param cidr: the network.
+    @param source_ip: the address to SNAT to.
+    @param out_interface: only NAT traffic leaving through this interface.
+    @return: the rules (without C{-A chain}).
+    """
+    net = validate.ipv4_network(cidr)
+    out = ["-o", validate.interface_name(out_interface)] if out_interface else []
+    target = (["-j", "SNAT", "--to-source", validate.ipv4_address(source_ip)]
+              if source_ip is not None else ["-j", "MASQUERADE"])
+    return [["-s", net, "-d", net, "-j", "ACCEPT"], ["-s", net, *out, *target]]
+
+
+def floating_dnat_rules(floating_ip: str, fixed_ip: str) -> list[list[str]]:
+    """@return: the rule sending traffic for C{floating_ip} to C{fixed_ip}."""
+    return [["-d", f"{validate.ipv4_address(floating_ip)}/32", "-j", "DNAT",
+             "--to-destination", validate.ipv4_address(fixed_ip)]]
+
+
+def floating_snat_rules(floating_ip: str, fixed_ip: str) -> list[list[str]]:
+    """@return: the rule making C{fixed_ip}'s outbound traffic come from C{floating_ip}."""
+    return [["-s", f"{validate.ipv4_address(fixed_ip)}/32", "-j", "SNAT",
+             "--to-source", validate.ipv4_address(floating_ip)]]
+
+
+def instance_filter_rules(fixed_ip: str, rules: Iterable[SecurityRule], *,
+                          dhcp_server: str | None = None) -> list[list[str]]:
+    """
+    An instance's ingress filter: replies, DHCP from its server and the
+    security-group rules are accepted; everything else to it is dropped.
+
+    @param fixed_ip: the instance's address (other traffic returns at once).
+    @param rules: its security groups' rules.
+    @param dhcp_server: the network's dnsmasq address.
+    @return: the rules (without C{-A chain}).
+    """
+    ip = f"{validate.ipv4_address(fixed_ip)}/32"
+    out = [["!", "-d", ip, "-j", "RETURN"],
+           ["-m", "conntrack", "--ctstate", "RELATED,ESTABLISHED", "-j", "ACCEPT"]]
+    if dhcp_server is not None:
+        out.append(["-s", f"{validate.ipv4_address(dhcp_server)}/32", "-p", "udp",
+                    "--sport", "67", "--dport", "68", "-j", "ACCEPT"])
+    for rule in rules:
+        if not isinstance(rule, SecurityRule):
+            raise InvalidIdentifier(f"not a SecurityRule: {rule!r}")
+        match = ["-s", rule.cidr, "-p", rule.protocol]
+        if rule.protocol == "icmp":
+            if rule.from_port != -1:
+                kind = str(rule.from_port) + ("" if rule.to_port == -1 else f"/{rule.to_port}")
+                match += ["--icmp-type", kind]
+        else:
+            match += ["--dport", f"{rule.from_port}:{rule.to_port}"]
+        out.append([*match, "-j", "ACCEPT"])
+    out.append(["-j", "DROP"])
+    return out
+
+
+def _line(chain: str, rule: Rule) -> str:
+    tokens = [str(t) for t in rule]
+    for token in tokens:
+        if _TOKEN.fullmatch(token) is None:
+            raise InvalidIdentifier(f"unsafe iptables token {token!r}")
+    return " ".join(["-A", chain, *tokens])
+
+
+def restore_input(table: str, saved: SavedTable | None, *,
+                  write: Mapping[str, Sequence[Rule]] = {},
+                  delete: Iterable[str] = ()) -> str:
+    """
+    The C{iptables-restore --noflush} input that writes and deletes object
+    chains of one table and keeps the top chains and hooks consistent.
+
+    When no object chain is left, the hooks and top chains go too.
+
+    @param table: C{nat} or C{filter}.
+    @param saved: what the table holds now (L{parse_save}); C{None}: empty.
+    @param write: object chain -> its rules (without C{-A chain}).
+    @param delete: object chains to remove (absent ones are ignored).
+    @return: the input text.
+    @raise InvalidIdentifier: for an unknown table, a chain without a
+        known prefix, or an unsafe token.
+    """
+    if table not in TOP_CHAINS:
+        raise InvalidIdentifier(f"unknown table {table!r}")
+    tops = TOP_CHAINS[table]
+    jumps = _JUMPS[table]
+    current = saved.chains if saved is not None else frozenset()
+    current_rules = saved.rules if saved is not None else ()
+
+    def order(name: str) -> tuple[int, str]:
+        for index, (prefix, _) in enumerate(jumps):
+            if name.startswith(prefix):
+                return index, name
+        raise InvalidIdentifier(f"{name!r} is not a nova object chain of table {table}")
+
+    writes = {_chain(name): rules for name, rules in write.items()}
+    deletes = {_chain(name) for name in delete if name in current} - set(writes)
+    existing = {name for name in current if name.startswith("nova-")
+                and any(name.startswith(p) for p, _ in jumps)}
+    wanted = sorted((existing | set(writes)) - deletes, key=order)
+    for name in wanted:
+        order(name)
+    lines = [f"*{table}"]
+    if wanted:
+        lines += [f":{top} - [0:0]" for top in tops.values()]
+    lines += [f":{name} - [0:0]" for name in sorted(set(writes) | deletes)]
+    for builtin, top in tops.items():
+        hook = f"-A {builtin} -j {top}"
+        present = hook in current_rules
+        if wanted and not present:
+            lines.append(f"-I {builtin} 1 -j {top}")
+        elif not wanted and present:
+            lines.append(f"-D {builtin} -j {top}")
+    for name in sorted(writes):
+        lines += [_line(name, rule) for rule in writes[name]]
+    for name in wanted:
+        prefix_tops = next(t for p, t in jumps if name.startswith(p))
+        lines += [_line(top, ["-j", name]) for top in prefix_tops]
+    lines += [f"-X {name}" for name in sorted(deletes)]
+    if not wanted:
+        # Declared (flushed) so the delete works even if a stray rule is in it.
+        for top in tops.values():
+            if top in current:
+                lines.insert(1, f":{top} - [0:0]")
+                lines.append(f"-X {top}")
+    lines.append("COMMIT")
+    return "\n".join(lines) + "\n"
+
+
+def iptables_save(table: str) -> list[str]:
+    """@return: the command printing one table."""
+    if table not in TOP_CHAINS:
+        raise InvalidIdentifier(f"unknown table {table!r}")
+    return ["iptables-save", "-t", table]
+
+
+def iptables_restore() -> list[str]:
+    """@return: the command applying L{restore_input} (from stdin), leaving other rules."""
+    return ["iptables-restore", "--noflush"]

@@ -1,0 +1,148 @@
+"""
+NetworkHost against the real kernel, dnsmasq and iptables, inside network
+namespaces this test creates (and removes, with all they hold).
+
+A host namespace gets a project network (bridge, VXLAN, gateway, dnsmasq,
+NAT); a client namespace, joined to the bridge by a veth pair, takes an
+address by DHCP with busybox udhcpc. Then everything is removed and the
+test checks that nothing nova-prefixed is left.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import uuid
+
+from twisted.internet import defer, task
+from twisted.trial import unittest
+
+from nova.network import linux_net as ln
+from nova.network.host import NetworkHost, NetworkInUse
+from nova.utils.process import ProcessRunner, find_executable
+
+_SEARCH = os.pathsep.join([os.environ.get("PATH", os.defpath), "/usr/sbin", "/sbin"])
+_NEEDED = ("ip", "dnsmasq", "iptables-restore", "iptables-save", "busybox", "kill")
+
+
+def _missing() -> str | None:
+    if os.geteuid() != 0:
+        return "needs root (network namespaces)"
+    absent = [p for p in _NEEDED if find_executable(p, _SEARCH) is None]
+    if absent:
+        return f"not installed: {', '.join(absent)} (run tools/install-debian-packages)"
+    return None
+
+
+class RealNetworkHostTests(unittest.TestCase):
+    """One network, built, used by a DHCP client, and removed."""
+
+    skip = _missing()
+
+    def setUp(self) -> None:
+        from twisted.internet import reactor
+        self.reactor = reactor
+        self.runner = ProcessRunner(reactor, search_path=_SEARCH)
+        tag = uuid.uuid4().hex[:8]
+        self.host_ns = f"nvt-{tag}-h"
+        self.client_ns = f"nvt-{tag}-c"
+        self.state = os.path.abspath(self.mktemp())
+        os.makedirs(self.state)
+        return defer.Deferred.fromCoroutine(self._namespaces())
+
+    async def _namespaces(self) -> None:
+        for ns in (self.host_ns, self.client_ns):
+            await self.runner.run(["ip", "netns", "add", ns])
+            self.addCleanup(lambda ns=ns: defer.Deferred.fromCoroutine(self._drop(ns)))
+            await self.runner.run(["ip", "link", "set", "lo", "up"], netns=ns)
+
+    async def _drop(self, ns: str) -> None:
+        # Kill whatever still runs in it (a dnsmasq left by a failure), then delete it.
+        pids = await self.runner.run(["ip", "netns", "pids", ns], check=False)
+        for pid in pids.stdout.split():
+            try:
+                os.kill(int(pid), signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        await self.runner.run(["ip", "netns", "delete", ns], check=False)
+
+    async def _wait_for(self, predicate, what: str) -> None:
+        # Polls a condition with a deadline: dnsmasq runs the lease script
+        # asynchronously after it answered the client.
+        for _ in range(200):
+            if predicate():
+                return
+            await task.deferLater(self.reactor, 0.05, lambda: None)
+        self.fail(f"timed out waiting for {what}")
+
+    async def _nova_leftovers(self) -> list[str]:
+        links = await self.runner.run(["ip", "-j", "link", "show"], netns=self.host_ns)
+        names = [link["ifname"] for link in json.loads(links.stdout)
+                 if link["ifname"].startswith("nova")]
+        for table in ("nat", "filter"):
+            saved = await self.runner.run(["iptables-save", "-t", table], netns=self.host_ns)
+            names += [line for line in saved.stdout.decode().splitlines() if "nova" in line]
+        pids = await self.runner.run(["ip", "netns", "pids", self.host_ns])
+        names += [f"pid {p}" for p in pids.stdout.decode().split()]
+        return names
+
+    def test_network_dhcp_and_cleanup(self) -> defer.Deferred[None]:
+        return defer.Deferred.fromCoroutine(self._scenario())
+
+    async def _scenario(self) -> None:
+        host = NetworkHost(self.runner, self.host_ns, self.state, clock=self.reactor,
+                           public_interface="nvtpub")
+        network = ln.NetworkSpec(vlan=123, cidr="10.77.3.0/24")
+        mac = "02:00:0a:4d:03:09"
+        run_h = lambda argv, **kw: self.runner.run(argv, netns=self.host_ns, **kw)  # noqa: E731
+        # A "public" link for the floating IP: a veth whose peer stays in the host ns.
+        await run_h(["ip", "link", "add", "nvtpub", "type", "veth", "peer", "name", "nvtpub2"])
+
+        await host.ensure_network(network)
+        await host.ensure_network(network)  # idempotent
+        self.assertEqual(host.segment_kind, "vxlan")  # this kernel has no 8021q
+        await host.update_dhcp_hosts(network, [ln.DhcpHost(mac, "guest-one", "10.77.3.9")])
+
+        # The "guest": a veth with one end on the bridge, the other in the client ns.
+        await run_h(["ip", "link", "add", "nvtguest", "type", "veth", "peer", "name", "eth0",
+                     "netns", self.client_ns])
+        await run_h(["ip", "link", "set", "nvtguest", "master", network.bridge, "up"])
+        await self.runner.run(["ip", "link", "set", "eth0", "address", mac, "up"],
+                              netns=self.client_ns)
+        got = await self.runner.run(
+            ["busybox", "udhcpc", "-i", "eth0", "-n", "-q", "-f", "-t", "10", "-T", "1",
+             "-s", "/bin/true"], netns=self.client_ns, timeout=30, check=False)
+        if b"lease of 10.77.3.9 obtained" not in got.stdout + got.stderr:
+            log_file = host.files(123)["log"]
+            log = open(log_file).read() if os.path.exists(log_file) else "(no dnsmasq log)"
+            self.fail(f"no DHCP lease: {(got.stdout + got.stderr).decode()}\ndnsmasq: {log}")
+        await self._wait_for(lambda: os.path.exists(host.events_file)
+                             and b'"add"' in open(host.events_file, "rb").read(),
+                             "the lease script's add event")
+        with open(host.events_file) as f:
+            event = json.loads(f.readline())
+        self.assertEqual((event["action"], event["mac"], event["ip"]),
+                         ("add", mac, "10.77.3.9"))
+
+        await host.ensure_floating_ip("10.77.200.5", "10.77.3.9")
+        saved = await run_h(["iptables-save", "-t", "nat"])
+        self.assertIn(b"-A nova-fdnat-10.77.200.5 -d 10.77.200.5/32 -j DNAT"
+                      b" --to-destination 10.77.3.9", saved.stdout)
+        self.assertIn(b"-A nova-snat-123 -s 10.77.3.0/24 -o nvtpub -j MASQUERADE", saved.stdout)
+
+        # A restarted nova (a new NetworkHost) rebuilds without touching the guest.
+        again = NetworkHost(self.runner, self.host_ns, self.state, clock=self.reactor,
+                            public_interface="nvtpub")
+        self.assertEqual(await again.rebuild([]), [123])  # kept: a guest uses it
+        with self.assertRaises(NetworkInUse):
+            await again.remove_network(network)
+
+        await run_h(["ip", "link", "delete", "nvtguest"])
+        await again.remove_floating_ip("10.77.200.5")
+        await again.remove_network(network)
+        await again.remove_network(network)  # idempotent
+        await run_h(["ip", "link", "delete", "nvtpub"])
+        self.assertEqual(await self._nova_leftovers(), [])
+        self.assertFalse(os.path.exists(host.files(123)["dir"]))
+
