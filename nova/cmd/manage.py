@@ -13,6 +13,15 @@ C{nova-manage}: the administrator's script, as in 2010 nova.
     nova-manage project environment PROJECT USER [FILE]  (default novarc)
     nova-manage project quota PROJECT [NAME [VALUE|default]]
     nova-manage role add|remove|has USER ROLE [PROJECT]
+    nova-manage network create [CIDR [NUM_NETWORKS [NETWORK_SIZE [VLAN_START]]]]
+    nova-manage network list
+    nova-manage floating create CIDR|FIRST-LAST [HOST]
+    nova-manage floating delete CIDR|FIRST-LAST
+    nova-manage floating list [PROJECT]
+
+Omitted C{network create} arguments come from the C{[network]} section; with
+C{manager = flat} the networks are flat ones on C{flat_network_bridge}. The
+network and floating commands need only the cloud's Redis, not the directory.
 
 It acts on the same state as the running cloud: the configuration is
 C{--config}, or C{$NOVA_CONFIG}, or the checkout's C{etc/nova.conf};
@@ -34,6 +43,8 @@ from nova.compute.quota import QUOTA_NAMES
 from nova.auth.credentials import Endpoints, credentials_zip, novarc
 from nova.config import load_config
 from nova.exception import NovaError
+from nova.network.floating_ips import FloatingIpRepository
+from nova.network.networks import FLAT, NetworkRepository
 from nova.server import NovaServer
 from nova.utils.files import write_atomically
 
@@ -47,8 +58,20 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(f"{self.prog}: {message}")
 
 
+#: categories that act on the datastore only, without the directory and the CA
+DATASTORE_ONLY = frozenset({"network", "floating"})
+
+
+def _count(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="nova-manage", description="Administer users, projects and roles.")
+    parser = _Parser(prog="nova-manage",
+                     description="Administer users, projects, roles, networks and elastic IPs.")
     parser.add_argument("--config", help="configuration file")
     categories = parser.add_subparsers(dest="category", required=True, parser_class=_Parser)
 
@@ -99,7 +122,27 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("user")
         p.add_argument("role")
         p.add_argument("project", nargs="?")
+
+    network = categories.add_parser("network", help="fixed networks (needs the cloud's "
+                                    "Redis)").add_subparsers(dest="command", required=True)
+    p = network.add_parser("create", help="cut a range into project networks "
+                           "(defaults: the [network] section)")
+    p.add_argument("cidr", nargs="?", help="the range, e.g. 10.0.0.0/8")
+    p.add_argument("num_networks", nargs="?", type=_count, help="how many networks")
+    p.add_argument("network_size", nargs="?", type=_count, help="addresses per network")
+    p.add_argument("vlan_start", nargs="?", type=_count, help="the first VLAN id")
+    network.add_parser("list", help="list networks")
+
+    floating = categories.add_parser("floating", help="elastic IPs (needs the cloud's "
+                                     "Redis)").add_subparsers(dest="command", required=True)
+    p = floating.add_parser("create", help="create elastic IPs")
+    p.add_argument("range", help="a CIDR or FIRST-LAST")
+    p.add_argument("host", nargs="?", help="the network host they live on")
+    floating.add_parser("delete", help="delete elastic IPs no project holds").add_argument(
+        "range", help="a CIDR or FIRST-LAST")
+    floating.add_parser("list", help="list elastic IPs").add_argument("project", nargs="?")
     return parser
+
 
 
 def _flag(text: str) -> bool | None:
@@ -122,8 +165,12 @@ class Commands:
 
     def __init__(self, server: NovaServer, out: Any) -> None:
         self.server = server
-        self.auth = server.auth
         self.out = out
+
+    @property
+    def auth(self) -> Any:
+        """@return: the server's L{nova.auth.manager.AuthManager}."""
+        return self.server.auth
 
     def _print(self, text: str) -> None:
         self.out.write(text + "\n")
@@ -224,6 +271,46 @@ class Commands:
         return 0 if has else 1
 
 
+    async def _networks(self) -> NetworkRepository:
+        await self.server.open_datastore()
+        return NetworkRepository(self.server.datastore, self.server.reactor)
+
+    async def _floating(self) -> FloatingIpRepository:
+        await self.server.open_datastore()
+        return FloatingIpRepository(self.server.datastore, self.server.reactor)
+
+    async def network_create(self, args: argparse.Namespace) -> None:
+        conf = self.server.config.network
+        flat = conf.manager == FLAT
+        made = await (await self._networks()).create_networks(
+            args.cidr or conf.fixed_range,
+            conf.num_networks if args.num_networks is None else args.num_networks,
+            conf.network_size if args.network_size is None else args.network_size,
+            None if flat else (conf.vlan_start if args.vlan_start is None else args.vlan_start),
+            bridge=conf.flat_network_bridge if flat else None)
+        self._print(f"created {len(made)} network(s): {made[0].cidr} .. {made[-1].cidr}")
+
+    async def network_list(self, args: argparse.Namespace) -> None:
+        self._print("id\tcidr\tvlan\tbridge\tproject\thost")
+        for net in await (await self._networks()).list():
+            self._print("\t".join(str(v) for v in (
+                net.network_id, net.cidr, "-" if net.vlan is None else net.vlan, net.bridge,
+                net.project_id or "-", net.host or "-")))
+
+    async def floating_create(self, args: argparse.Namespace) -> None:
+        made = await (await self._floating()).create_floating_ips(args.range, args.host)
+        self._print(f"created {len(made)} floating IP(s)")
+
+    async def floating_delete(self, args: argparse.Namespace) -> None:
+        count = await (await self._floating()).delete_floating_ips(args.range)
+        self._print(f"deleted {count} floating IP(s)")
+
+    async def floating_list(self, args: argparse.Namespace) -> None:
+        for ip in await (await self._floating()).list_floating_ips(args.project):
+            self._print("\t".join(v or "-" for v in (
+                ip.host, ip.address, ip.project_id, ip.instance_id, ip.fixed_address)))
+
+
 def _quota_value(text: str) -> int | None:
     if text == "default":
         return None
@@ -237,7 +324,8 @@ async def _run(reactor: Any, args: argparse.Namespace, config_path: str | None,
                out: Any) -> int:
     config = load_config(config_path)
     server = NovaServer(reactor, config, serve_directory=False)
-    await server.open_auth()
+    if args.category not in DATASTORE_ONLY:
+        await server.open_auth()
     try:
         return await Commands(server, out).run(args)
     finally:

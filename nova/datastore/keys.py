@@ -217,3 +217,94 @@ def images() -> str:
         keys (DescribeImages reads it, then MGETs the records).
     """
     return "images"
+
+
+# -- networks, fixed and floating IPs (nova.network) -----------------------------
+#
+# A network record is written with its member of the network index, of the
+# free-network set (while no project has it) and its pool of free fixed
+# addresses, all in the transaction that creates it. A project's network is
+# bound (network-of-project key + the record's project_id + leaving the free
+# set) in one transaction. A fixed IP has a record only while it is in use:
+# allocation SPOPs the address from the pool, then writes the record and its
+# two index sets in one transaction; releasing deletes them and SADDs the
+# address back, in one transaction. Floating IP records exist from
+# `nova-manage floating create` to `delete`; the free ones are also in the
+# floating pool, and an allocated one is in its project's set.
+
+def network(network_id: int) -> str:
+    """@return: the key holding a L{nova.network.records.Network} record."""
+    return f"network:{int(network_id)}"
+
+
+def networks() -> str:
+    """@return: the index set of every network; members are L{network} keys."""
+    return "networks"
+
+
+def networks_free() -> str:
+    """@return: the set of the ids (decimal) of networks no project has yet."""
+    return "networks:free"
+
+
+def network_of_project(project_id: str) -> str:
+    """@return: the key holding the id (decimal) of a project's network."""
+    return f"network-of-project:{part(project_id)}"
+
+
+def network_counter() -> str:
+    """@return: the last network id handed out (read and set in a transaction)."""
+    return counter("network")
+
+
+def fixed_ip_pool(network_id: int) -> str:
+    """@return: the set of a network's free fixed addresses (SPOP allocates)."""
+    return f"pool:fixed:{int(network_id)}"
+
+
+def fixed_ip(address: str) -> str:
+    """@return: the key holding the L{nova.network.records.FixedIp} of an address in use."""
+    return f"fixed_ip:{part(address)}"
+
+
+def fixed_ips_of_network(network_id: int) -> str:
+    """@return: the index set of a network's fixed IPs in use; members are L{fixed_ip} keys."""
+    return f"fixed_ips:network:{int(network_id)}"
+
+
+def fixed_ips_of_instance(instance_id: str) -> str:
+    """@return: the index set of an instance's fixed IPs; members are L{fixed_ip} keys."""
+    return f"fixed_ips:instance:{part(instance_id)}"
+
+
+def fixed_ips_releasing() -> str:
+    """
+    @return: the sorted set of L{fixed_ip} keys deallocated while their DHCP
+        lease still ran, scored by the time the lease is over at the latest.
+    """
+    return "fixed_ips:releasing"
+
+
+def floating_ip(address: str) -> str:
+    """@return: the key holding a L{nova.network.records.FloatingIp} record."""
+    return f"floating_ip:{part(address)}"
+
+
+def floating_ips() -> str:
+    """@return: the index set of every floating IP; members are L{floating_ip} keys."""
+    return "floating_ips"
+
+
+def floating_ips_of_project(project_id: str) -> str:
+    """@return: the index set of a project's floating IPs; members are L{floating_ip} keys."""
+    return f"floating_ips:project:{part(project_id)}"
+
+
+def floating_ip_pool() -> str:
+    """@return: the set of the floating addresses no project has (SPOP allocates)."""
+    return "pool:floating"
+
+
+def floating_ip_of_instance(instance_id: str) -> str:
+    """@return: the key holding the floating address associated with an instance."""
+    return f"floating-ip-of-instance:{part(instance_id)}"
