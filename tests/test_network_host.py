@@ -12,6 +12,7 @@ from nova.network import linux_net as ln
 from nova.network.host import EVENTS_ENV, NetworkHost, NetworkInUse, SegmentConfig
 from nova.utils.process import FakeProcessRunner, Reply
 from nova.utils.validate import InvalidIdentifier
+from tests.support.compute import run_now
 
 NS = "nvhost"
 NET = ln.NetworkSpec(vlan=100, cidr="10.0.5.0/24")
@@ -30,7 +31,7 @@ class NetworkHostTests(unittest.TestCase):
         os.makedirs(self.proc)
         self.clock = task.Clock()
         self.host = NetworkHost(self.runner, NS, self.state, clock=self.clock,
-                                public_interface="eth9", dhcp_script="/b/dhcpbridge",
+                                run_in_thread=run_now, public_interface="eth9", dhcp_script="/b/dhcpbridge",
                                 proc_dir=self.proc)
         self.files = self.host.files(100)
         self.runner.add_handler(["dnsmasq"], self._fake_dnsmasq)
@@ -176,7 +177,7 @@ class NetworkHostTests(unittest.TestCase):
         async def go() -> None:
             os.makedirs(os.path.join(self.proc, "net", "vlan"))
             open(os.path.join(self.proc, "net", "vlan", "config"), "w").close()
-            host = NetworkHost(self.runner, NS, self.state, clock=self.clock,
+            host = NetworkHost(self.runner, NS, self.state, clock=self.clock, run_in_thread=run_now,
                                segment=SegmentConfig(vlan_parent="eth1"), proc_dir=self.proc,
                                dhcp_script="/b/d")
             await host.ensure_network(NET)
@@ -189,7 +190,7 @@ class NetworkHostTests(unittest.TestCase):
         async def go() -> None:
             self.runner.add_result(["ip", "link", "add", "link"], exit_code=2,
                                    stderr=b"Error: Unknown device type.")
-            host = NetworkHost(self.runner, NS, self.state, clock=self.clock,
+            host = NetworkHost(self.runner, NS, self.state, clock=self.clock, run_in_thread=run_now,
                                segment=SegmentConfig(vlan_parent="eth1",
                                                      vxlan_remotes=["192.0.2.2", "192.0.2.3"]),
                                proc_dir=self.proc, dhcp_script="/b/d")
@@ -207,4 +208,4 @@ class NetworkHostTests(unittest.TestCase):
                     dict(vxlan_remotes=["10.0.0.1", "x"]), dict(vxlan_group="239.1.1.1")):
             self.assertRaises(InvalidIdentifier, SegmentConfig, **bad)
         self.assertRaises(InvalidIdentifier, NetworkHost, self.runner, "bad ns", self.state,
-                          clock=self.clock)
+                          clock=self.clock, run_in_thread=run_now)

@@ -15,7 +15,7 @@ import os
 import signal
 import uuid
 
-from twisted.internet import defer, task
+from twisted.internet import defer, task, threads
 from twisted.trial import unittest
 
 from nova.network import linux_net as ln
@@ -92,6 +92,7 @@ class RealNetworkHostTests(unittest.TestCase):
 
     async def _scenario(self) -> None:
         host = NetworkHost(self.runner, self.host_ns, self.state, clock=self.reactor,
+                           run_in_thread=threads.deferToThread,
                            public_interface="nvtpub")
         network = ln.NetworkSpec(vlan=123, cidr="10.77.3.0/24")
         mac = "02:00:0a:4d:03:09"
@@ -133,6 +134,7 @@ class RealNetworkHostTests(unittest.TestCase):
 
         # A restarted nova (a new NetworkHost) rebuilds without touching the guest.
         again = NetworkHost(self.runner, self.host_ns, self.state, clock=self.reactor,
+                            run_in_thread=threads.deferToThread,
                             public_interface="nvtpub")
         self.assertEqual(await again.rebuild([]), [123])  # kept: a guest uses it
         with self.assertRaises(NetworkInUse):

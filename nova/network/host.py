@@ -21,7 +21,7 @@ import ipaddress
 import json
 import os
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Awaitable, Callable, Iterable, Sequence
 
 import attr
 from twisted.internet import defer
@@ -106,7 +106,8 @@ class NetworkHost:
                  lease_time: int = 120, public_interface: str | None = None,
                  routing_source_ip: str | None = None,
                  dhcp_script: str = DEFAULT_DHCP_SCRIPT, proc_dir: str = "/proc",
-                 dnsmasq: str = "dnsmasq", dnsmasq_user: str | None = "root") -> None:
+                 dnsmasq: str = "dnsmasq", dnsmasq_user: str | None = "root",
+                 run_in_thread: Callable[..., Awaitable[Any]]) -> None:
         """
         @param runner: runs the host commands.
         @param netns: the host's network namespace (must exist), or C{None}
@@ -114,6 +115,7 @@ class NetworkHost:
         @param state_dir: where hosts files, pid files, logs and the DHCP
             event file live (created); must be readable by dnsmasq's user.
         @param clock: an L{IReactorTime}, for waiting on a stopping dnsmasq.
+        @param run_in_thread: runs the (fsync'd) file writes off the reactor thread.
         @param segment: how segments are made.
         @param lease_time: DHCP lease seconds.
         @param public_interface: where floating IPs are added and through
@@ -143,6 +145,7 @@ class NetworkHost:
         self._dnsmasq_program = dnsmasq
         self._dnsmasq_user = dnsmasq_user
         self.dnsmasq = DnsmasqControl(runner, self.netns, clock, proc_dir=proc_dir)
+        self._run_in_thread = run_in_thread
         self._lock = defer.DeferredLock()
         self._kind: str | None = None if segment.kind == "auto" else segment.kind
 
@@ -243,7 +246,7 @@ class NetworkHost:
         await self._run(ln.address_replace(network.gateway_interface, bridge))
         files = self.files(network.vlan)
         if not os.path.exists(files["hosts"]):
-            write_atomically(Path(files["hosts"]), b"")
+            await self._run_in_thread(write_atomically, Path(files["hosts"]), b"")
         await self._ensure_dnsmasq(network)
         await self._apply_table("nat", {ipt.snat_chain(network.vlan): ipt.network_snat_rules(
             network.cidr, source_ip=self._source_ip, out_interface=self._public)})
@@ -336,7 +339,7 @@ class NetworkHost:
         except FileNotFoundError:
             changed = True
         if changed:
-            write_atomically(path, content)
+            await self._run_in_thread(write_atomically, path, content)
         if self.dnsmasq.running(str(path.parent / "dnsmasq.pid")) is None:
             await self._ensure_dnsmasq(network)
         elif changed:
