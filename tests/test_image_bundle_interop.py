@@ -15,13 +15,12 @@ import os
 import shutil
 import subprocess
 import tarfile
-from xml.dom.minidom import Document
 
 from twisted.trial import unittest
 
 from nova.image import bundle
 from nova.image.bundle import testing
-from tests.support.minidom import element_adder
+from tests.support.minidom import manifest_document
 
 TOOLS = ("tar", "gzip", "openssl")
 MISSING = [tool for tool in TOOLS if shutil.which(tool) is None]
@@ -64,16 +63,7 @@ class InteropTestCase(unittest.TestCase):
 class Euca2oolsBundleTests(InteropTestCase):
 
     def euca2ools_manifest(self, parts: list[tuple[str, str]], fields: dict[str, str]) -> bytes:
-        doc = Document()
-        root = doc.createElement("manifest")
-        doc.appendChild(root)
-
-        add = element_adder(doc)
-
-        add(root, "version", "2007-10-10")
-        bundler = add(root, "bundler")
-        for tag, text in (("name", "euca-tools"), ("version", "1.3"), ("release", "31337")):
-            add(bundler, tag, text)
+        doc, root, add = manifest_document("1.3")
         machine = add(root, "machine_configuration")
         add(machine, "architecture", "x86_64")
         add(machine, "kernel_id", "aki-00000001")

@@ -5,7 +5,6 @@ refusal of malformed manifests and unsafe part names.
 
 from __future__ import annotations
 
-from xml.dom.minidom import Document
 
 import attr
 from twisted.trial import unittest
@@ -13,7 +12,7 @@ from twisted.trial import unittest
 from nova import exception
 from nova.image import bundle
 from nova.image.bundle import testing
-from tests.support.minidom import element_adder
+from tests.support.minidom import manifest_document
 
 HEX40 = "a" * 40
 
@@ -77,17 +76,7 @@ class RoundTripTests(ManifestTestCase):
         A manifest serialised the way euca2ools does (minidom toxml, type
         missing as in old versions, parts in order with index attributes).
         """
-        doc = Document()
-        root = doc.createElement("manifest")
-        doc.appendChild(root)
-
-        add = element_adder(doc)
-
-        add(root, "version", "2007-10-10")
-        bundler = add(root, "bundler")
-        add(bundler, "name", "euca-tools")
-        add(bundler, "version", "1.2")
-        add(bundler, "release", "31337")
+        doc, root, add = manifest_document("1.2")
         machine = add(root, "machine_configuration")
         add(machine, "architecture", "i386")
         add(machine, "kernel_id", "eki-12345678")

@@ -20,3 +20,20 @@ def element_adder(doc: Document) -> Callable[..., Any]:
         parent.appendChild(elem)
         return elem
     return add
+
+
+def manifest_document(bundler_version: str) -> tuple[Document, Any, Callable[..., Any]]:
+    """
+    @return: a new manifest document as euca2ools starts one (C{<manifest>} with
+        C{<version>} and C{<bundler>}), its root, and its L{element_adder}.
+    """
+    doc = Document()
+    root = doc.createElement("manifest")
+    doc.appendChild(root)
+    add = element_adder(doc)
+    add(root, "version", "2007-10-10")
+    bundler = add(root, "bundler")
+    for tag, text in (("name", "euca-tools"), ("version", bundler_version),
+                      ("release", "31337")):
+        add(bundler, tag, text)
+    return doc, root, add
