@@ -11,7 +11,9 @@ in one run, measures and prints:
     file with raw sockets and large buffers (PUT: sendfile, UNSIGNED-PAYLOAD;
     GET: recv_into a 4 MiB buffer, written to a file), checked by MD5;
   - 4 KB PUT and then GET operations per second from C concurrent clients
-    (separate processes, keep-alive connections, every request SigV4-signed);
+    (separate processes, keep-alive connections, every request SigV4-signed),
+    and the CPU time per operation of the server process (all its threads)
+    and of the clients;
   - ListObjectsV2 over K keys (100,000): time per 1,000-key page and for the
     whole listing, after creating the keys with many concurrent small PUTs
     (the time that took is printed too).
@@ -21,6 +23,7 @@ Targets (issue 3): GET >= 1 GB/s, PUT >= half the disk's write-with-fsync,
 
     .venv/bin/python bench/objectstore.py [--size-mib 1024] [--clients 8]
         [--seconds 10] [--keys 100000] [--setup-clients 32]
+        [--parts ceilings,large,small,listing]
 """
 
 from __future__ import annotations
@@ -236,7 +239,7 @@ def file_md5(path: str) -> str:
 
 def _small_worker(port: int, access: str, secret: str, bucket: str, worker: int,
                   mode: str, seconds: float, count: int, existing: int, start_at: float,
-                  results: "multiprocessing.Queue[tuple[int, list[float]]]") -> None:
+                  results: "multiprocessing.Queue[tuple[int, list[float], float]]") -> None:
     signer = Signer(port, access, secret)
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
     body = os.urandom(4096)
@@ -244,6 +247,7 @@ def _small_worker(port: int, access: str, secret: str, bucket: str, worker: int,
     while time.time() < start_at:
         time.sleep(0.001)
     deadline = time.monotonic() + seconds
+    cpu = time.process_time()
     n = 0
     while (time.monotonic() < deadline) if count == 0 else (n < count):
         key = f"/{bucket}/w{worker:02d}/k{n % existing if mode == 'GET' else n:07d}"
@@ -254,7 +258,18 @@ def _small_worker(port: int, access: str, secret: str, bucket: str, worker: int,
             request(conn, signer, "GET", key)
         latencies.append(time.perf_counter() - began)
         n += 1
-    results.put((worker, latencies))
+    results.put((worker, latencies, time.process_time() - cpu))
+
+
+def process_cpu(pid: int) -> float:
+    """@return: the CPU seconds (user and system, all threads) process C{pid} used so far."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+#: CPU seconds of the last run_small: the server process's, and its clients' in all
+last_cpu: dict[str, float] = {}
 
 
 def run_small(cloud: AllInOne, tenant: Tenant, bucket: str, mode: str, clients: int,
@@ -262,16 +277,27 @@ def run_small(cloud: AllInOne, tenant: Tenant, bucket: str, mode: str, clients: 
     """
     C{clients} processes doing 4 KB C{mode}s for C{seconds} (or C{count} each).
     Client I{i} PUTs C{w<i>/k<n>}; a GET reads the first C{existing} of its keys
-    round and round.
+    round and round. The CPU time of the server and the clients goes to L{last_cpu}.
     """
-    results: multiprocessing.Queue[tuple[int, list[float]]] = multiprocessing.Queue()
+    results: multiprocessing.Queue[tuple[int, list[float], float]] = multiprocessing.Queue()
     start_at = time.time() + 0.5
     workers = [multiprocessing.Process(target=_small_worker, args=(
         cloud.s3_port, tenant.access, tenant.secret, bucket, i, mode, seconds, count,
         existing, start_at, results)) for i in range(clients)]
     for w in workers:
         w.start()
-    gathered = dict(results.get(timeout=seconds + 600) for _ in workers)
+    while time.time() < start_at:
+        time.sleep(0.001)
+    server_pid = cloud.process.pid if cloud.process is not None else None
+    server_cpu = process_cpu(server_pid) if server_pid else 0.0
+    gathered, clients_cpu = {}, 0.0
+    for _ in workers:
+        worker, latencies, cpu = results.get(timeout=seconds + 600)
+        gathered[worker] = latencies
+        clients_cpu += cpu
+    last_cpu["clients"] = clients_cpu
+    if server_pid:
+        last_cpu["server"] = process_cpu(server_pid) - server_cpu
     for w in workers:
         w.join()
         if w.exitcode != 0:
@@ -284,6 +310,10 @@ def report_small(mode: str, per_worker: list[list[float]], seconds: float) -> fl
     rate = len(every) / seconds
     print(f"  4 KB {mode}: {rate:,.0f} ops/s with {len(per_worker)} clients; latency p50 "
           f"{percentile(every, 50) * 1000:.2f} ms, p99 {percentile(every, 99) * 1000:.2f} ms")
+    if every and "server" in last_cpu:
+        # the server's figure includes whatever else the all-in-one did meanwhile (little)
+        print(f"    CPU per operation: server {last_cpu['server'] / len(every) * 1000:.3f} ms "
+              f"(all its threads), clients {last_cpu['clients'] / len(every) * 1000:.3f} ms")
     return rate
 
 
@@ -314,7 +344,10 @@ def main() -> None:
     parser.add_argument("--keys", type=int, default=100_000)
     parser.add_argument("--setup-clients", type=int, default=32,
                         help="concurrent clients creating the keys to list")
+    parser.add_argument("--parts", default="ceilings,large,small,listing",
+                        help="which measurements to run (comma-separated)")
     args = parser.parse_args()
+    parts = set(args.parts.split(","))
     size = args.size_mib * MIB
 
     cloud = AllInOne(host="bench-objectstore")
@@ -329,61 +362,79 @@ def main() -> None:
         print(f"nova object store benchmark: {args.size_mib} MiB object, {args.clients} clients,"
               f" {args.keys:,} keys; state dir {cloud.state_dir}")
 
-        print("ceilings")
-        loop = loopback_copy(size)
-        print(f"  loopback TCP copy, {args.size_mib} MiB: {mb_s(size, loop)}")
-        disk = disk_write_fsync(work, size)
-        print(f"  disk sequential write + fsync, {args.size_mib} MiB: {mb_s(size, disk)}")
-
-        print("one large object")
-        source = os.path.join(work, "source")
-        md5 = make_file(source, size)
-        put, etag = put_file(signer, "/bench-large/object", source)
-        os.unlink(source)
-        print(f"  PUT {args.size_mib} MiB: {mb_s(size, put)}  (target >= {mb_s(size, disk * 2)},"
-              f" half the disk's write+fsync)" + ("" if etag == md5 else "  ETAG MISMATCH"))
-        target = os.path.join(work, "download")
-        to_file, discarded, ok = [], [], True
-        for _ in range(3):  # the median of three of each
-            get, got, _ = get_file(signer, "/bench-large/object", target)
-            ok = ok and got == size and file_md5(target) == md5
-            os.unlink(target)
-            to_file.append(get)
-            discarded.append(get_file(signer, "/bench-large/object", None)[0])
-        print(f"  GET {args.size_mib} MiB to a file: {mb_s(size, statistics.median(to_file))}"
-              "  (target >= 1,000 MB/s; median of 3)" + ("" if ok else "  BODY MISMATCH"))
-        print(f"  GET {args.size_mib} MiB, body discarded: "
-              f"{mb_s(size, statistics.median(discarded))}  (median of 3)")
-        request(conn, signer, "DELETE", "/bench-large/object")
-
-        print("small objects")
-        puts = run_small(cloud, tenant, "bench-small", "PUT", args.clients, args.seconds)
-        report_small("PUT", puts, args.seconds)
-        print("    (target >= 1,500/s)")
-        gets = run_small(cloud, tenant, "bench-small", "GET", args.clients, args.seconds,
-                         existing=min(len(w) for w in puts))
-        report_small("GET", gets, args.seconds)
-
-        print(f"listing {args.keys:,} keys")
-        setup_clients = args.setup_clients
-        per_client = -(-args.keys // setup_clients)
-        began = time.perf_counter()
-        run_small(cloud, tenant, "bench-list", "PUT", setup_clients, count=per_client)
-        setup = time.perf_counter() - began
-        total_keys = per_client * setup_clients
-        print(f"  setup: {total_keys:,} 4 KB PUTs from {setup_clients} clients in {setup:.1f} s"
-              f" ({total_keys / setup:,.0f}/s)")
-        keys, pages, whole = list_all(signer, "bench-list")
-        print(f"  ListObjectsV2, 1,000 keys a page: {keys:,} keys in {len(pages)} pages, "
-              f"{whole:.2f} s in all; a page: p50 {percentile(pages, 50) * 1000:.1f} ms, "
-              f"p99 {percentile(pages, 99) * 1000:.1f} ms, mean "
-              f"{statistics.mean(pages) * 1000:.1f} ms")
-        if keys != total_keys:
-            print(f"  LISTING MISMATCH: {keys} listed, {total_keys} written")
+        disk = 0.0
+        if "ceilings" in parts or "large" in parts:
+            print("ceilings")
+            loop = loopback_copy(size)
+            print(f"  loopback TCP copy, {args.size_mib} MiB: {mb_s(size, loop)}")
+            disk = disk_write_fsync(work, size)
+            print(f"  disk sequential write + fsync, {args.size_mib} MiB: {mb_s(size, disk)}")
+        if "large" in parts:
+            large(signer, conn, work, size, args.size_mib, disk)
+        if "small" in parts:
+            small(cloud, tenant, args.clients, args.seconds)
+        if "listing" in parts:
+            listing(cloud, tenant, signer, args.keys, args.setup_clients)
     finally:
         cloud.stop()
         shutil.rmtree(work, ignore_errors=True)
         cloud.remove()
+
+
+def large(signer: Signer, conn: http.client.HTTPConnection, work: str, size: int,
+          size_mib: int, disk: float) -> None:
+    """PUT and GET of one large object, checked by MD5."""
+    print("one large object")
+    source = os.path.join(work, "source")
+    md5 = make_file(source, size)
+    put, etag = put_file(signer, "/bench-large/object", source)
+    os.unlink(source)
+    print(f"  PUT {size_mib} MiB: {mb_s(size, put)}  (target >= {mb_s(size, disk * 2)},"
+          f" half the disk's write+fsync)" + ("" if etag == md5 else "  ETAG MISMATCH"))
+    target = os.path.join(work, "download")
+    to_file, discarded, ok = [], [], True
+    for _ in range(3):  # the median of three of each
+        get, got, _ = get_file(signer, "/bench-large/object", target)
+        ok = ok and got == size and file_md5(target) == md5
+        os.unlink(target)
+        to_file.append(get)
+        discarded.append(get_file(signer, "/bench-large/object", None)[0])
+    print(f"  GET {size_mib} MiB to a file: {mb_s(size, statistics.median(to_file))}"
+          "  (target >= 1,000 MB/s; median of 3)" + ("" if ok else "  BODY MISMATCH"))
+    print(f"  GET {size_mib} MiB, body discarded: "
+          f"{mb_s(size, statistics.median(discarded))}  (median of 3)")
+    request(conn, signer, "DELETE", "/bench-large/object")
+
+
+def small(cloud: AllInOne, tenant: Tenant, clients: int, seconds: float) -> None:
+    """4 KB PUTs, then GETs of what was PUT, from C{clients} processes."""
+    print("small objects")
+    puts = run_small(cloud, tenant, "bench-small", "PUT", clients, seconds)
+    report_small("PUT", puts, seconds)
+    print("    (target >= 1,500/s)")
+    gets = run_small(cloud, tenant, "bench-small", "GET", clients, seconds,
+                     existing=min(len(w) for w in puts))
+    report_small("GET", gets, seconds)
+
+
+def listing(cloud: AllInOne, tenant: Tenant, signer: Signer, keys_wanted: int,
+            setup_clients: int) -> None:
+    """Create C{keys_wanted} keys with concurrent small PUTs, then list them all."""
+    print(f"listing {keys_wanted:,} keys")
+    per_client = -(-keys_wanted // setup_clients)
+    began = time.perf_counter()
+    run_small(cloud, tenant, "bench-list", "PUT", setup_clients, count=per_client)
+    setup = time.perf_counter() - began
+    total_keys = per_client * setup_clients
+    print(f"  setup: {total_keys:,} 4 KB PUTs from {setup_clients} clients in {setup:.1f} s"
+          f" ({total_keys / setup:,.0f}/s)")
+    keys, pages, whole = list_all(signer, "bench-list")
+    print(f"  ListObjectsV2, 1,000 keys a page: {keys:,} keys in {len(pages)} pages, "
+          f"{whole:.2f} s in all; a page: p50 {percentile(pages, 50) * 1000:.1f} ms, "
+          f"p99 {percentile(pages, 99) * 1000:.1f} ms, mean "
+          f"{statistics.mean(pages) * 1000:.1f} ms")
+    if keys != total_keys:
+        print(f"  LISTING MISMATCH: {keys} listed, {total_keys} written")
 
 
 if __name__ == "__main__":

@@ -103,9 +103,15 @@ class UploadReceiver:
         self._waiters: list[defer.Deferred[ReceivedBody]] = []
 
     def start(self) -> None:
-        """Pause the connection and admit the request (asynchronously)."""
-        self._request.pause_reading()
+        """
+        Admit the request; the connection is paused while that waits (for
+        the datastore or the directory). Admission from what is at hand
+        (the caller's credentials and the bucket known already) ends here
+        and now, and then the connection is not paused at all.
+        """
         defer.Deferred.fromCoroutine(self._admit()).addErrback(self._failed)
+        if self.state == "admitting":
+            self._request.pause_reading()
 
     async def _admit(self) -> None:
         identity, admitted, checksums, signer = await self._service.admit_upload(self.plan)

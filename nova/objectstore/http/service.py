@@ -11,6 +11,8 @@ L{S3Service.respond} and writes what it answers.
 from __future__ import annotations
 
 import hashlib
+import itertools
+import os
 import uuid
 from typing import Any, Awaitable, Callable, Mapping
 
@@ -83,10 +85,14 @@ class S3Service:
         self.region = region
         self.authenticator = Authenticator(auth, clock, max_skew)
         self.host_id = hashlib.sha256(uuid.uuid4().bytes).hexdigest()[:32]
+        # request ids: a random prefix of this run and a counter (unique, and
+        # no system call per request)
+        self._id_prefix = os.urandom(4).hex().upper()
+        self._id_counter = itertools.count()
 
     def new_request_id(self) -> str:
         """@return: a fresh request id (16 upper-case hex digits, as S3's)."""
-        return uuid.uuid4().hex[:16].upper()
+        return f"{self._id_prefix}{next(self._id_counter) & 0xFFFFFFFF:08X}"
 
     def parse(self, method: bytes | str, uri: bytes | str,
               headers: Mapping[str, str]) -> tuple[str, str, Route]:
@@ -187,19 +193,25 @@ class S3Service:
         route: Route | None = None
         received = None
         try:
-            headers = header_dict(request.requestHeaders)
             early = getattr(request, "early_error", None)
-            try:
-                method, uri, route = self.parse(request.method, request.uri, headers)
-            except NovaError:
-                if early is None:
-                    raise
-            else:
-                resource = route.resource
-            if early is not None:
-                raise early
-            action = resolve_action(method, route, headers)
             upload = getattr(request, "upload", None)
+            if upload is not None and early is None:
+                # an upload's headers were read and its target parsed already
+                plan = upload.plan
+                headers, method, uri, route = plan.headers, plan.method, plan.uri, plan.route
+                resource, action = route.resource, plan.action
+            else:
+                headers = header_dict(request.requestHeaders)
+                try:
+                    method, uri, route = self.parse(request.method, request.uri, headers)
+                except NovaError:
+                    if early is None:
+                        raise
+                else:
+                    resource = route.resource
+                if early is not None:
+                    raise early
+                action = resolve_action(method, route, headers)
             body = b""
             if upload is not None:
                 received = await upload.wait()

@@ -101,3 +101,91 @@ class InFlight:
             d: defer.Deferred[None] = defer.Deferred()
             self._idle.append(d)
             await d
+
+
+class _Gate:
+    __slots__ = ("shared", "exclusive", "waiting")
+
+    def __init__(self) -> None:
+        self.shared = 0
+        self.exclusive = False
+        self.waiting: list[tuple[bool, defer.Deferred[None]]] = []
+
+
+class SharedGates:
+    """
+    One shared/exclusive gate per name, existing only while in use: many
+    holders may share a name's gate, an exclusive holder has it alone.
+    Waiters are served in arrival order (an exclusive waiter holds back the
+    shared ones that come after it, so it is never starved).
+
+    The store uses it per bucket: an object install holds its bucket's gate
+    shared from its check that the bucket is still the same one until its
+    index entry is written, and a bucket delete holds it exclusively, so a
+    delete never runs between the two (it waits, then finds the bucket not
+    empty).
+    """
+
+    def __init__(self) -> None:
+        self._gates: dict[Hashable, _Gate] = {}
+
+    def _enter(self, name: Hashable, exclusive: bool) -> defer.Deferred[None] | None:
+        gate = self._gates.get(name)
+        if gate is None:
+            gate = self._gates[name] = _Gate()
+        if not gate.waiting and not gate.exclusive and not (exclusive and gate.shared):
+            if exclusive:
+                gate.exclusive = True
+            else:
+                gate.shared += 1
+            return None
+        d: defer.Deferred[None] = defer.Deferred()
+        gate.waiting.append((exclusive, d))
+        return d
+
+    def _leave(self, name: Hashable, exclusive: bool) -> None:
+        gate = self._gates[name]
+        if exclusive:
+            gate.exclusive = False
+        else:
+            gate.shared -= 1
+        woken = []
+        while gate.waiting and not gate.exclusive:
+            wants_exclusive, d = gate.waiting[0]
+            if wants_exclusive:
+                if gate.shared:
+                    break
+                gate.exclusive = True
+            else:
+                gate.shared += 1
+            gate.waiting.pop(0)
+            woken.append(d)
+        if not gate.shared and not gate.exclusive and not gate.waiting:
+            del self._gates[name]
+        for d in woken:  # after the bookkeeping: a woken holder may re-enter at once
+            d.callback(None)
+
+    @asynccontextmanager
+    async def shared(self, name: Hashable) -> AsyncIterator[None]:
+        """Hold C{name}'s gate, shared, for the body of an C{async with}."""
+        waiting = self._enter(name, False)
+        if waiting is not None:
+            await waiting
+        try:
+            yield
+        finally:
+            self._leave(name, False)
+
+    @asynccontextmanager
+    async def exclusive(self, name: Hashable) -> AsyncIterator[None]:
+        """Hold C{name}'s gate alone for the body of an C{async with}."""
+        waiting = self._enter(name, True)
+        if waiting is not None:
+            await waiting
+        try:
+            yield
+        finally:
+            self._leave(name, True)
+
+    def __len__(self) -> int:
+        return len(self._gates)

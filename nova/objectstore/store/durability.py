@@ -1,5 +1,6 @@
 """
-Group commit for directory changes.
+Group commit for directory changes (deletes; installs have their own
+batches: L{nova.objectstore.store.installer}).
 
 Making a rename (or an unlink) durable takes a journal commit; one per PUT
 made concurrent small PUTs wait on each other's commits (fsync of the

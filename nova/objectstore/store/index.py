@@ -6,9 +6,19 @@ of a listing is two round trips and opens no file.
 
 The index follows the files: an object's entry is written after its file
 was renamed into place and removed after its file was unlinked.
+
+New entries are written in batches (L{ObjectIndex.add}): while one batch
+is on its way to the datastore, the entries of the PUTs that finish
+meanwhile wait for it and then go together, in one MULTI/EXEC, so that
+concurrent small PUTs share round trips.
 """
 
 from __future__ import annotations
+
+from typing import Any
+
+from twisted.internet import defer
+from twisted.python.failure import Failure
 
 from nova.datastore import keys
 from nova.datastore.interfaces import IDatastore, ITransaction
@@ -24,6 +34,51 @@ class ObjectIndex:
     def __init__(self, datastore: IDatastore) -> None:
         """@param datastore: where the index lives."""
         self._ds = datastore
+        self._queued: list[tuple[ObjectInfo, defer.Deferred[None]]] = []
+        self._writing = False
+
+    async def add(self, info: ObjectInfo) -> None:
+        """
+        Add or replace the entry of C{info.key}, unchecked (the caller makes
+        sure its bucket stays: L{nova.objectstore.store.buckets.Buckets.in_use}),
+        in a batch with the other entries added meanwhile.
+
+        @raise DatastoreError: the batch could not be written (no entry of
+            it was).
+        """
+        d: defer.Deferred[None] = defer.Deferred()
+        self._queued.append((info, d))
+        if not self._writing:
+            self._start()
+        await d
+
+    def _start(self) -> None:
+        batch, self._queued = self._queued, []
+        self._writing = True
+        defer.Deferred.fromCoroutine(self._write(batch)).addBoth(self._written, batch)
+
+    async def _write(self, batch: list[tuple[ObjectInfo, defer.Deferred[None]]]) -> None:
+        by_bucket: dict[str, list[ObjectInfo]] = {}
+        for info, _ in batch:
+            by_bucket.setdefault(info.bucket, []).append(info)
+
+        async def write(txn: ITransaction) -> None:
+            for bucket, infos in by_bucket.items():
+                txn.zadd(keys.s3_object_index(bucket), {info.key: 0 for info in infos})
+                txn.hset(keys.s3_object_summaries(bucket),
+                         {info.key: summary_to_json(info) for info in infos})
+
+        await self._ds.transact([], write)
+
+    def _written(self, result: Any, batch: list[tuple[ObjectInfo, defer.Deferred[None]]]) -> None:
+        self._writing = False
+        for _, d in batch:
+            if isinstance(result, Failure):
+                d.errback(result)
+            else:
+                d.callback(None)
+        if self._queued:
+            self._start()
 
     async def put(self, bucket: str, incarnation: str, info: ObjectInfo) -> None:
         """

@@ -73,6 +73,19 @@ def encode_header(header: dict[str, Any], data_offset: int) -> bytes:
     return _PREFIX.pack(MAGIC, len(body), data_offset) + body
 
 
+def encode_header_page(header: dict[str, Any]) -> bytes | None:
+    """
+    @return: the first L{DATA_OFFSET} bytes of a file whose body starts
+        there (prefix, JSON, zeros), or C{None} when C{header} does not fit.
+    """
+    text = json.dumps(header, ensure_ascii=False, separators=(",", ":"), sort_keys=True)
+    body = text.encode("utf-8")
+    if len(body) > header_room(DATA_OFFSET):
+        return None
+    head = _PREFIX.pack(MAGIC, len(body), DATA_OFFSET) + body
+    return head + bytes(DATA_OFFSET - len(head))
+
+
 def header_json_length(header: dict[str, Any]) -> int:
     """@return: how long the JSON of C{header} is, in bytes."""
     text = json.dumps(header, ensure_ascii=False, separators=(",", ":"), sort_keys=True)

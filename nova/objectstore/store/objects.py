@@ -3,14 +3,18 @@ Objects: committing a written body (seal, rename into place, index), and
 the reads, deletes, copies and ACL changes of one object.
 
 The order of operations is what keeps a crash from showing a partial
-object: a body is fsync'd with its header before it is renamed into place,
-and the index is updated after the rename (a PUT) or after the unlink (a
-DELETE). The renames and unlinks of one key are ordered by a lock in this
-process, so the index entry of a key always describes the last rename.
+object: a body is durable with its header before it is renamed into place
+(L{nova.objectstore.store.installer}, which does that for many PUTs at
+once), and the index is updated after the rename (a PUT) or after the
+unlink (a DELETE). The renames and unlinks of one key are ordered by a lock
+in this process, so the index entry of a key always describes the last
+rename; an install holds its bucket in use until its index entry is
+written, so a bucket delete never slips in between.
 """
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 from typing import Any, Callable
 
@@ -22,7 +26,8 @@ from nova.objectstore.store.buckets import Buckets
 from nova.objectstore.store.concurrency import KeyedLocks, RunInThread
 from nova.objectstore.store.index import ObjectIndex
 from nova.objectstore.store.durability import GroupSync
-from nova.objectstore.store.layout import Layout, place, remove
+from nova.objectstore.store.installer import Installer, NotDurable
+from nova.objectstore.store.layout import Layout, remove
 from nova.objectstore.store.names import check_acl, check_key, is_key
 from nova.objectstore.store.objectfile import object_header
 from nova.objectstore.store.reader import ReadHandle, read_info
@@ -51,6 +56,7 @@ class Objects:
         self._new_writer = new_writer
         self._on_index_failure = on_index_failure
         self._durable = GroupSync(layout.root, run_in_thread)
+        self._installer = Installer(layout.root, layout.objects, run_in_thread)
 
     # -- commits -----------------------------------------------------------------
 
@@ -88,34 +94,56 @@ class Objects:
         Seal a writer (after L{FileWriter.begin_commit}) with C{header}, rename
         it into place as C{info}'s object and index it.
 
+        The bucket is held in use from the check that it is still the
+        creation the caller saw until the index entry is written, so a
+        bucket delete comes before the check (which then refuses) or after
+        the entry (and finds the bucket not empty): the index write itself
+        needs no check in the datastore, and is one round trip.
+
         @param incarnation: the creation of the bucket the caller checked.
-        @param locked: the caller holds the key's lock already.
+        @param locked: the caller holds the bucket in use and then the key's
+            lock already (always in that order: a delete of the bucket waits
+            for the holders, who must not wait for each other's keys).
         @raise NoSuchBucket: the bucket was deleted meanwhile (nothing is left).
         """
         if locked:
-            await self._place(writer, header, info, incarnation)
-        else:
+            await self._checked_place(writer, header, info, incarnation)
+            return info
+        async with self._buckets.in_use(info.bucket):
             async with self._locks.hold(("object", info.bucket, info.key)):
-                await self._place(writer, header, info, incarnation)
+                await self._checked_place(writer, header, info, incarnation)
         return info
 
-    async def _place(self, writer: FileWriter, header: dict[str, Any], info: ObjectInfo,
-                     incarnation: str) -> None:
-        path = self._layout.object_path(info.bucket, info.key)
+    async def _checked_place(self, writer: FileWriter, header: dict[str, Any],
+                             info: ObjectInfo, incarnation: str) -> None:
         try:
-            # one trip to a worker thread for both: a small PUT is mostly hops
-            await self._run(_seal_and_rename, writer, header, path, self._layout.objects)
+            _, current = await self._buckets.get_with_incarnation(info.bucket)
+            if current != incarnation:
+                raise errors.NoSuchBucket(f"bucket {info.bucket} was deleted meanwhile")
         except BaseException:
             await self._run(writer.discard_sync)
             raise
+        await self._place(writer, header, info)
+
+    async def _place(self, writer: FileWriter, header: dict[str, Any],
+                     info: ObjectInfo) -> None:
+        path = self._layout.object_path(info.bucket, info.key)
+        try:
+            # the header into the page cache here; durability in a batch
+            seal = None if writer.write_header(header) else partial(writer.seal_sync, header)
+            await self._installer.install(writer.path, path, seal)
+        except NotDurable:
+            writer.committed()
+            self._on_index_failure()  # in place, not indexed: the next start reconciles
+            raise
+        except BaseException as e:
+            await self._run(writer.discard_sync)
+            if not isinstance(e, OSError):
+                self._on_index_failure()  # an unexpected failure: placed or not?
+            raise
         writer.committed()
         try:
-            await self._durable.sync()
-            await self._index.put(info.bucket, incarnation, info)
-        except errors.NoSuchBucket:
-            # deleted while the body was written: nothing may remain of it
-            await self._run(remove, path)
-            raise
+            await self._index.add(info)
         except BaseException:
             self._on_index_failure()
             raise
@@ -197,7 +225,7 @@ class Objects:
         """
         check_acl(acl)
         _, incarnation = await self._buckets.get_with_incarnation(bucket)
-        async with self._locks.hold(("object", bucket, key)):
+        async with self._buckets.in_use(bucket), self._locks.hold(("object", bucket, key)):
             source = await self.open(bucket, key)
             try:
                 old = source.info
@@ -217,9 +245,3 @@ class Objects:
                               acl=acl)
             return await self.install(writer, object_header(info), info, incarnation,
                                       locked=True)
-
-
-def _seal_and_rename(writer: FileWriter, header: dict[str, Any], path: Path, stop: Path) -> None:
-    """Seal the writer's file with C{header} (fsync'd) and rename it to C{path}. Blocking."""
-    writer.seal_sync(header)
-    place(writer.path, path, stop, False)

@@ -1,7 +1,9 @@
 """
 L{FileWriter}: a body streamed to a temporary file under C{tmp/}, hashed
-(MD5 and SHA-256) as it arrives, then sealed (header written, fsync'd) in a
-worker thread so that the store can rename it into place.
+(MD5 and SHA-256) as it arrives, then given its header (L{FileWriter.write_header},
+a write into the page cache; the store then makes it durable and renames it
+into place, many at a time) or sealed in a worker thread (header written,
+fsync'd: L{FileWriter.seal_sync}, for multipart parts and oversized headers).
 
 The store also fills writers itself, in a worker thread: the copy of an
 object (L{FileWriter.copy_from}, hashed) and the assembly of a multipart
@@ -22,10 +24,12 @@ from nova.objectstore import errors
 from nova.objectstore.interfaces import IWriter
 from nova.objectstore.store.layout import Layout, remove_quietly
 from nova.objectstore.store.spares import create_temp
-from nova.objectstore.store.objectfile import (DATA_OFFSET, encode_header, header_json_length,
-                                               header_room, needed_offset)
+from nova.objectstore.store.objectfile import (DATA_OFFSET, encode_header, encode_header_page,
+                                               header_json_length, needed_offset)
 
-#: Python's buffer in front of the file: a few large writes rather than many small ones
+#: body bytes held in memory before they are written out: a few large writes
+#: rather than many small ones, and a small body goes out with its header in
+#: one write
 _BUFFER = 256 * 1024
 
 #: how much a copy in a worker thread reads at a time
@@ -65,6 +69,15 @@ def copy_range(src: int, dst: int, length: int, src_at: int, dst_at: int) -> Non
         done += n
 
 
+def _pwrite_all(fd: int, data: bytes, offset: int) -> None:
+    """Write all of C{data} at C{offset} (a short write is continued)."""
+    view = memoryview(data)
+    while view:
+        n = os.pwrite(fd, view, offset)
+        view = view[n:]
+        offset += n
+
+
 @implementer(IWriter)
 class FileWriter:
     """
@@ -96,9 +109,11 @@ class FileWriter:
         self._layout = layout
         self._max_size = max_size
         self._discard = discard
-        self.path, fd = temp
-        self._file = os.fdopen(fd, "wb", buffering=_BUFFER)
-        self._file.seek(DATA_OFFSET)
+        self.path, self._fd = temp
+        # the body bytes not yet written, and where they go in the file
+        self._pending: list[bytes] = []
+        self._pending_size = 0
+        self._written = DATA_OFFSET
         self._md5 = hashlib.md5()
         self._sha256 = hashlib.sha256() if sha256 else None
         self._hashed = True
@@ -120,11 +135,34 @@ class FileWriter:
             self.abort()
             raise errors.EntityTooLarge(
                 f"the body is over the limit of {self._max_size} bytes")
-        self._file.write(data)
+        self._hold(data)
         self._md5.update(data)
         if self._sha256 is not None:
             self._sha256.update(data)
         self.size += len(data)
+
+    def _hold(self, data: bytes) -> None:
+        if not data:
+            return
+        self._pending.append(bytes(data))
+        self._pending_size += len(data)
+        if self._pending_size >= _BUFFER:
+            self._flush()
+
+    def _flush(self) -> None:
+        """Write the held bytes at their place in the file."""
+        if not self._pending:
+            return
+        data = b"".join(self._pending) if len(self._pending) > 1 else self._pending[0]
+        self._pending, self._pending_size = [], 0
+        _pwrite_all(self._fd, data, self._written)
+        self._written += len(data)
+
+    def _close(self) -> None:
+        if self._fd >= 0:
+            fd, self._fd = self._fd, -1
+            self._pending, self._pending_size = [], 0
+            os.close(fd)
 
     def md5_hex(self) -> str:
         """@return: the hex MD5 of what was written."""
@@ -155,7 +193,7 @@ class FileWriter:
         if self.state != "open":
             return
         self.state = "aborted"
-        self._file.close()  # no flush to disk: the page cache only
+        self._close()  # nothing held is written
         self._discard(self.path)
 
     # -- for the store ---------------------------------------------------------------
@@ -193,7 +231,7 @@ class FileWriter:
             chunk = os.pread(fd, min(COPY_CHUNK, end - offset), offset)
             if not chunk:
                 raise errors.InvalidRequest("the source object is shorter than its header says")
-            self._file.write(chunk)
+            self._hold(chunk)
             self._md5.update(chunk)
             if self._sha256 is not None:
                 self._sha256.update(chunk)
@@ -206,11 +244,41 @@ class FileWriter:
         without digests. Blocking: run it in a worker thread.
         """
         self._check_open()
-        self._file.flush()
+        self._flush()
         self._hashed = False
-        copy_range(fd, self._file.fileno(), length, offset, DATA_OFFSET + self.size)
+        copy_range(fd, self._fd, length, offset, DATA_OFFSET + self.size)
         self.size += length
-        self._file.seek(DATA_OFFSET + self.size)
+        self._written = DATA_OFFSET + self.size
+
+    def _write_page(self, page: bytes) -> None:
+        """Write the header page at the front, and the body bytes still held."""
+        if self._written == DATA_OFFSET:
+            # nothing written yet (a small body): header and body in one write
+            data = b"".join([page, *self._pending])
+            self._pending, self._pending_size = [], 0
+            _pwrite_all(self._fd, data, 0)
+            self._written = len(data)
+        else:
+            self._flush()
+            _pwrite_all(self._fd, page, 0)
+
+    def write_header(self, header: dict[str, Any]) -> bool:
+        """
+        Write C{header} in front of the body and close the file, without
+        making it durable (the store does that for many files at once:
+        L{nova.objectstore.store.installer}). A small write into the page
+        cache, on the calling thread, after L{begin_commit}.
+
+        @return: C{False} when the header does not fit in front of the body
+            (nothing was done: L{seal_sync} it in a worker thread instead).
+        @raise OSError: the write failed.
+        """
+        page = encode_header_page(header)
+        if page is None:
+            return False
+        self._write_page(page)
+        self._close()
+        return True
 
     def seal_sync(self, header: dict[str, Any]) -> Path:
         """
@@ -219,15 +287,15 @@ class FileWriter:
 
         @return: the sealed file, ready to be renamed into place.
         """
-        self._file.flush()
-        fd = self._file.fileno()
-        length = header_json_length(header)
-        if length <= header_room(DATA_OFFSET):
-            os.ftruncate(fd, DATA_OFFSET + self.size)  # an empty body still has its page
-            os.pwrite(fd, encode_header(header, DATA_OFFSET), 0)
-            os.fdatasync(fd)
-            self._file.close()
+        page = encode_header_page(header)
+        if page is not None:
+            self._write_page(page)
+            os.fdatasync(self._fd)
+            self._close()
             return self.path
+        self._flush()
+        fd = self._fd
+        length = header_json_length(header)
         # A header bigger than the page left for it: copy the body behind a
         # bigger one. Rare (kilobytes of user metadata), and off the reactor.
         offset = needed_offset(length)
@@ -242,7 +310,7 @@ class FileWriter:
             remove_quietly(bigger)
             raise
         os.close(out)
-        self._file.close()
+        self._close()
         remove_quietly(self.path)
         self.path = bigger
         return bigger
@@ -250,7 +318,7 @@ class FileWriter:
     def discard_sync(self) -> None:
         """Close and remove the temporary file (a failed commit). Blocking."""
         self.state = "aborted"
-        self._file.close()
+        self._close()
         remove_quietly(self.path)
 
     def committed(self) -> None:
