@@ -24,7 +24,8 @@ from typing import Any, Iterable
 import attr
 
 from nova.exception import AuthFailure, InvalidParameterValue, MissingParameter
-from nova.image.records import Image, InvalidAMIIDNotFound, InvalidAMIIDUnavailable
+from nova.image.records import (Image, InvalidAMIIDNotFound, InvalidAMIIDUnavailable,
+                                 string_list)
 
 ADD = "add"
 REMOVE = "remove"
@@ -87,16 +88,8 @@ def check_owner(image: Image, project_id: str, is_admin: bool) -> Image:
 
 
 def _items(what: str, values: Iterable[str] | None) -> list[str]:
-    if values is None:
-        return []
-    if isinstance(values, str):
-        values = [values]
-    out = list(values)
-    for v in out:
-        if not isinstance(v, str):
-            raise InvalidAMIAttributeItemValue(f"Invalid attribute item value \"{v!r}\" "
-                                               f"for {what} item type.")
-    return out
+    return string_list(values, lambda v: InvalidAMIAttributeItemValue(
+        f"Invalid attribute item value \"{v!r}\" for {what} item type."))
 
 
 def modify(image: Image, project_id: str, is_admin: bool, operation: str,

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 import secrets
-from typing import Any
+from typing import Any, Callable, Iterable
 
 import attr
 
@@ -222,6 +222,22 @@ def _name(_inst: Any, _attribute: Any, value: Any) -> None:
 
 def _description(_inst: Any, _attribute: Any, value: Any) -> None:
     check_description(value)
+
+
+def string_list(values: Iterable[str] | str | None,
+                invalid: Callable[[object], Exception]) -> list[str]:
+    """
+    @param values: a list of strings, one string, or C{None} (none).
+    @param invalid: makes the error for a value that is not a string.
+    @return: the strings as a list.
+    """
+    if values is None:
+        return []
+    out = [values] if isinstance(values, str) else list(values)
+    for value in out:
+        if not isinstance(value, str):
+            raise invalid(value)
+    return out
 
 
 @attr.s(frozen=True, auto_attribs=True, kw_only=True)

@@ -34,7 +34,7 @@ from nova.exception import Duplicate, InvalidParameterValue
 from nova.image import permissions
 from nova.image.records import (
     FAILED, NEXT_STATES, STATES, Image, IncorrectImageState, InvalidAMIIDNotFound,
-    check_image_id)
+    check_image_id, string_list)
 
 #: fields fixed at registration
 _FIXED = frozenset({"image_id", "image_location", "image_type", "owner_project_id",
@@ -73,15 +73,8 @@ class ImageIdCollision(Duplicate):
 
 
 def _strs(what: str, values: Iterable[str] | None) -> list[str]:
-    if values is None:
-        return []
-    if isinstance(values, str):
-        values = [values]
-    out = list(values)
-    for v in out:
-        if not isinstance(v, str):
-            raise InvalidParameterValue(f"Invalid value {v!r} for {what}")
-    return out
+    return string_list(values, lambda v: InvalidParameterValue(
+        f"Invalid value {v!r} for {what}"))
 
 
 def _compile_filters(filters: Mapping[str, Iterable[str]] | None) -> _Compiled:
