@@ -25,6 +25,8 @@ from urllib.parse import urlencode
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from bench.figures import percentile  # noqa: E402
+
 from nova.auth.signer import sign_ec2_v2  # noqa: E402
 from tests.support.allinone import AllInOne  # noqa: E402
 from tests.support.clients import Tenant  # noqa: E402
@@ -51,11 +53,6 @@ def client(port: int, access: str, secret: str, seconds: float, start_at: float,
         if response.status != 200:
             raise SystemExit(f"HTTP {response.status}: {body[:300]!r}")
     results.put(latencies)
-
-
-def percentile(values: list[float], pct: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(len(ordered) * pct / 100))]
 
 
 def main() -> None:

@@ -32,17 +32,14 @@ from typing import Any
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from bench.figures import percentile  # noqa: E402
+
 from tests.support.clients import boto3_ec2  # noqa: E402
 from tests.support.guests import (MARKER, console_of, e2e_cloud, remove_netns,  # noqa: E402
                                   tiny_ami, wait_state)
 
 CMDLINE = "root=/dev/vda1 console=ttyS0 no_timer_check quiet panic=-1"
 TARGET_RATIO = 1.2
-
-
-def percentile(values: list[float], pct: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(len(ordered) * pct / 100))]
 
 
 def nova_boots(ec2: Any, ami: str, count: int, concurrent: bool) -> tuple[list[float], float]:

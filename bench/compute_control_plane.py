@@ -27,6 +27,8 @@ from urllib.parse import urlencode
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from bench.figures import percentile  # noqa: E402
+
 from nova.auth.signer import sign_ec2_v2  # noqa: E402
 from tests.support.allinone import AllInOne  # noqa: E402
 from tests.support.images import raw_disk  # noqa: E402
@@ -34,11 +36,6 @@ from tests.support.s3 import S3User  # noqa: E402
 
 TARGET_LAUNCHES = 50.0
 TARGET_DESCRIBE_MS = 50.0
-
-
-def percentile(values: list[float], pct: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(len(ordered) * pct / 100))]
 
 
 class Signed:

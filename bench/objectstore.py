@@ -43,6 +43,8 @@ import xml.etree.ElementTree as ElementTree
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from bench.figures import percentile  # noqa: E402
+
 from nova.auth.signer import (EMPTY_SHA256, UNSIGNED_PAYLOAD, aws_quote,  # noqa: E402
                               sign_v4_headers)
 from tests.support.allinone import AllInOne  # noqa: E402
@@ -55,11 +57,6 @@ NS = "{http://s3.amazonaws.com/doc/2006-03-01/}"
 
 def mb_s(size: int, seconds: float) -> str:
     return f"{size / seconds / 1e6:,.0f} MB/s"
-
-
-def percentile(values: list[float], pct: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(len(ordered) * pct / 100))]
 
 
 class Signer:

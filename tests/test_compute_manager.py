@@ -97,6 +97,13 @@ class SpawnTests(ManagerTestCase):
         self.assertEqual(len(self.world.client.downloads), 3)  # kernel, ramdisk, disk
         self.assertEqual(len(self.world.driver.spawned), 3)
 
+    async def test_base_inspected_once(self) -> None:
+        """Overlays of one base image ask qemu-img its size once."""
+        for iid in await self.kernel_launch(3):
+            await self.manager.run_instance(CTX, iid)
+        self.assertEqual(len(self.world.runner.calls_matching(["qemu-img", "info"])), 1)
+        self.assertEqual(len(self.world.runner.calls_matching(["qemu-img", "create"])), 3)
+
     async def test_capacity_counts_instances(self) -> None:
         await self.manager.init_host()
         ids = await self.kernel_launch(2)

@@ -36,17 +36,27 @@ class DiskMaker:
     def __init__(self, runner: Any, qemu_img: str = "qemu-img") -> None:
         self._runner = runner
         self._qemu_img = qemu_img
+        # base files are named by their content and never change: ask qemu-img once
+        self._sizes: dict[tuple[str, str], int] = {}
 
     async def virtual_size(self, path: str, fmt: str) -> int:
-        """@return: the virtual size in bytes of the image at C{path}, read as C{fmt}."""
+        """
+        @param path: a base file of the image cache (immutable).
+        @return: the virtual size in bytes of the image at C{path}, read as C{fmt}.
+        """
         if fmt not in BASE_FORMATS:
             raise DiskError(f"{fmt!r} is not a disk format")
+        known = self._sizes.get((path, fmt))
+        if known is not None:
+            return known
         result = await self._runner.run([self._qemu_img, "info", "--output=json", "-f", fmt,
                                          _check_path(path)], timeout=60)
         try:
-            return int(json.loads(result.stdout)["virtual-size"])
+            size = int(json.loads(result.stdout)["virtual-size"])
         except (ValueError, KeyError, TypeError) as e:
             raise DiskError(f"qemu-img info of {path}: unexpected output ({e})") from None
+        self._sizes[(path, fmt)] = size
+        return size
 
     async def create_overlay(self, base: str, base_format: str, path: str,
                              root_gb: int = 0) -> int:

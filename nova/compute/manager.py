@@ -38,6 +38,7 @@ from nova.image.repository import ImageRepository
 from nova.rpc.dispatcher import expose
 from nova.service import Manager, PeriodicTask
 from nova.virt import power_state
+from nova.virt.console import read_tail
 from nova.virt.errors import InstanceNotFound
 from nova.virt.records import HostCapacity, InstanceSpec
 
@@ -295,14 +296,7 @@ class ComputeManager(Manager):
 
     def _console_file(self, instance_id: str) -> bytes:
         # a stopped-and-gone guest still has its log file
-        path = self._instance_dir(instance_id) / "console.log"
-        try:
-            with open(path, "rb") as f:
-                size = f.seek(0, 2)
-                f.seek(max(0, size - CONSOLE_BYTES))
-                return f.read()
-        except FileNotFoundError:
-            return b""
+        return read_tail(str(self._instance_dir(instance_id) / "console.log"), CONSOLE_BYTES)
 
     # -- reconciliation ----------------------------------------------------------
 

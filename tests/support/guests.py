@@ -7,9 +7,10 @@ import signal
 import subprocess
 import time
 import uuid
-from typing import Any, Callable
+from typing import Any
 
 from tests.support.allinone import AllInOne
+from tests.support.s3 import wait_for
 
 #: what the tiny image prints on its serial console once it is up
 MARKER = "NOVA-TINY-READY"
@@ -62,23 +63,13 @@ def console_of(ec2: Any, instance_id: str) -> str:
     return ec2.get_console_output(InstanceId=instance_id).get("Output") or ""
 
 
-def wait_for(predicate: Callable[[], Any], timeout: float, what: str,
-             interval: float = 0.25) -> Any:
-    """Poll until C{predicate()} is true; @return: its value."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not true after {timeout} s: {what}")
-        time.sleep(interval)
-
-
 def wait_marker(ec2: Any, instance_id: str, count: int = 1, timeout: float = 120) -> str:
     """Wait until the console shows the tiny image's marker C{count} times; @return: the text."""
-    return wait_for(lambda: (lambda text: text if text.count(MARKER) >= count else "")(
-        console_of(ec2, instance_id)), timeout, f"{count} marker(s) on {instance_id}'s console")
+    def enough() -> str:
+        text = console_of(ec2, instance_id)
+        return text if text.count(MARKER) >= count else ""
+    return wait_for(enough, timeout, f"{count} marker(s) on {instance_id}'s console",
+                    interval=0.25)
 
 
 def state_of(ec2: Any, instance_id: str) -> str:
@@ -88,7 +79,7 @@ def state_of(ec2: Any, instance_id: str) -> str:
 
 def wait_state(ec2: Any, instance_id: str, state: str, timeout: float = 60) -> None:
     wait_for(lambda: state_of(ec2, instance_id) == state, timeout,
-             f"{instance_id} {state}")
+             f"{instance_id} {state}", interval=0.25)
 
 
 def virsh_list(cloud: AllInOne) -> list[str]:

@@ -71,13 +71,22 @@ def error_code(call: Callable[..., Any], *args: Any, **kwargs: Any) -> str:
     raise AssertionError(f"{getattr(call, '__name__', call)} did not fail")
 
 
-def wait_for(predicate: Callable[[], bool], timeout: float = 15.0, what: str = "") -> None:
-    """Poll C{predicate} until it holds; fail with C{what} after C{timeout} seconds."""
+def wait_for(predicate: Callable[[], Any], timeout: float = 15.0, what: str = "",
+             interval: float = 0.05) -> Any:
+    """
+    Poll C{predicate} until it returns something true; fail with C{what}
+    after C{timeout} seconds.
+
+    @return: that true value.
+    """
     deadline = time.monotonic() + timeout
-    while not predicate():
+    while True:
+        value = predicate()
+        if value:
+            return value
         if time.monotonic() > deadline:
             raise AssertionError(f"not true after {timeout} s: {what or predicate}")
-        time.sleep(0.05)
+        time.sleep(interval)
 
 
 def boto3_s3(endpoint: str, access: str, secret: str, addressing: str = "path",

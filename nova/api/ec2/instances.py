@@ -188,7 +188,8 @@ class InstanceController:
                     f"The instance ID '{instance.instance_id}' does not exist")
         return found
 
-    async def _check_all(self, found: Sequence[Instance], action: str) -> None:
+    @staticmethod
+    def _check_all(found: Sequence[Instance], action: str) -> None:
         # AWS refuses the whole request when one instance cannot take the action
         for instance in found:
             states.check_transition(instance.instance_id, instance.state, action)
@@ -214,7 +215,7 @@ class InstanceController:
     async def reboot_instances(self, context: RequestContext, params: Params) -> dict[str, Any]:
         """RebootInstances: a hard reboot of each running instance."""
         found = await self._own(context, params)
-        await self._check_all(found, "reboot")
+        self._check_all(found, "reboot")
         for instance in found:
             await self._instances.transition(instance.instance_id, "reboot")
             if instance.host is not None:
@@ -225,7 +226,7 @@ class InstanceController:
     async def _power(self, context: RequestContext, params: Params, action: str,
                      reason: tuple[str, str], cast: Any) -> dict[str, Any]:
         found = await self._own(context, params)
-        await self._check_all(found, action)
+        self._check_all(found, action)
         changes = []
         for instance in found:
             before, after = await self._instances.transition(instance.instance_id, action,
