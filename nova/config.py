@@ -33,6 +33,9 @@ class ApiConfig:
     listen: str = "127.0.0.1"
     ec2_port: int = 8773
     metadata_port: int = 8775
+    #: the unix socket the network hosts' metadata proxies forward to (their
+    #: X-Forwarded-For is trusted there only); empty: <state_dir>/metadata.sock
+    metadata_socket: str = ""
     #: the host name written into credentials (EC2_URL, S3_URL)
     public_host: str = "127.0.0.1"
     #: largest request body accepted, in bytes
@@ -141,12 +144,22 @@ class NetworkConfig:
     vlan_start: int = 100
     #: how many project networks C{fixed_range} is cut into
     num_networks: int = 1000
-    #: the flat manager's bridge
-    flat_network_bridge: str = "br100"
+    #: the flat manager's bridge (nova creates it: nova prefix)
+    flat_network_bridge: str = "novaflat"
     #: seconds a DHCP lease lasts (a fixed IP is released after its lease ends)
     dhcp_lease_time: int = 120
     #: a network namespace that is the network host (empty: the root namespace)
     host_netns: str = ""
+    #: the port, inside the network host, that 169.254.169.254:80 is redirected to
+    #: (the metadata proxy listens there)
+    metadata_proxy_port: int = 8775
+    #: guests of one project may reach each other on any port (2010's
+    #: allow_project_net_traffic); otherwise only what their groups allow
+    allow_project_net_traffic: bool = True
+    #: the network host's interface that carries elastic IPs (empty: none)
+    public_interface: str = ""
+    #: the address outbound guest traffic is SNATed to (empty: no outbound NAT)
+    routing_source_ip: str = ""
 
 
 @attr.s(frozen=True, auto_attribs=True, kw_only=True)

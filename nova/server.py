@@ -24,6 +24,9 @@ from nova.crypto import CertificateAuthority
 from nova.datastore.redis import RedisDatastore
 from nova.datastore.repositories import KeyPairRepository, ServiceRepository
 from nova.image.repository import ImageRepository
+from nova.network.fixed_ips import FixedIpRepository
+from nova.network.floating_ips import FloatingIpRepository
+from nova.network.networks import NetworkRepository
 from nova.objectstore.client import ObjectStoreClient
 from nova.rpc import make_transport
 
@@ -139,6 +142,19 @@ class NovaServer:
     @cached_property
     def images(self) -> ImageRepository:
         return ImageRepository(self._datastore, self.reactor)
+
+    @cached_property
+    def networks(self) -> NetworkRepository:
+        return NetworkRepository(self._datastore, self.reactor)
+
+    @cached_property
+    def fixed_ips(self) -> FixedIpRepository:
+        return FixedIpRepository(self._datastore, self.reactor,
+                                 lease_time=self.config.network.dhcp_lease_time)
+
+    @cached_property
+    def floating_ips(self) -> FloatingIpRepository:
+        return FloatingIpRepository(self._datastore, self.reactor)
 
     async def service_objectstore_client(self) -> ObjectStoreClient:
         """
