@@ -136,6 +136,9 @@ class NetworkConfig:
     #: C{vlan} (a network per project, created on first use) or C{flat}
     #: (one shared DHCP network)
     manager: str = "vlan"
+    #: C{linux} (bridges, dnsmasq, iptables on the host) or C{fake} (in memory:
+    #: for clouds whose compute driver is fake)
+    driver: str = "linux"
     #: the range project networks are cut from
     fixed_range: str = "10.0.0.0/8"
     #: addresses per project network
@@ -160,6 +163,9 @@ class NetworkConfig:
     public_interface: str = ""
     #: the address outbound guest traffic is SNATed to (empty: no outbound NAT)
     routing_source_ip: str = ""
+    #: elastic IPs a fresh cloud starts with (CIDR or first-last; empty: none,
+    #: add them with nova-manage floating create)
+    floating_range: str = ""
 
 
 @attr.s(frozen=True, auto_attribs=True, kw_only=True)

@@ -27,6 +27,8 @@ from nova.image.repository import ImageRepository
 from nova.network.fixed_ips import FixedIpRepository
 from nova.network.floating_ips import FloatingIpRepository
 from nova.network.networks import NetworkRepository
+from nova.network.security_groups import SecurityGroupRepository
+from nova.network.wiring import make_plumbing
 from nova.objectstore.client import ObjectStoreClient
 from nova.rpc import make_transport
 
@@ -56,6 +58,7 @@ class NovaServer:
         self._auth: AuthManager | None = None
         self._ca: CertificateAuthority | None = None
         self._opened: list[Callable[[], Any]] = []
+        self._plumbing: dict[str, Any] = {}
 
     async def run_in_thread(self, fn: Callable[..., T], *args: Any) -> T:
         """Run blocking C{fn(*args)} in the reactor's thread pool."""
@@ -155,6 +158,22 @@ class NovaServer:
     @cached_property
     def floating_ips(self) -> FloatingIpRepository:
         return FloatingIpRepository(self._datastore, self.reactor)
+
+    @cached_property
+    def security_groups(self) -> SecurityGroupRepository:
+        return SecurityGroupRepository(self._datastore, self.reactor)
+
+    def network_plumbing(self, netns: str) -> Any:
+        """
+        @param netns: the host's namespace (empty: the root namespace).
+        @return: the one L{nova.network.host.NetworkHost} of that host in this
+            process (nova-network and nova-compute of an all-in-one share it:
+            one lock orders their changes), or an in-memory one when
+            C{[network] driver = fake}.
+        """
+        if netns not in self._plumbing:
+            self._plumbing[netns] = make_plumbing(self, netns)
+        return self._plumbing[netns]
 
     async def service_objectstore_client(self) -> ObjectStoreClient:
         """

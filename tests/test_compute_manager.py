@@ -69,7 +69,8 @@ class SpawnTests(ManagerTestCase):
             name=iid, uuid=guest_uuid(iid), memory_mb=512, vcpus=1,
             console_log=str(self.world.dir / iid / "console.log"),
             kernel=spec.kernel, initrd=spec.initrd, cmdline="console=ttyS0",
-            disk=str(self.world.dir / iid / "disk")))
+            disk=str(self.world.dir / iid / "disk"), mac=instance.mac_address,
+            bridge="novabr100"))
         self.assertTrue(spec.kernel.startswith(str(base)))
         with open(spec.kernel, "rb") as f:
             self.assertEqual(f.read(), b"kernel")

@@ -11,6 +11,7 @@ import sys
 from twisted.trial import unittest
 
 from nova.cmd import dhcpbridge
+from nova.network import dhcp_client
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -67,3 +68,23 @@ class DhcpBridgeTests(unittest.TestCase):
                                    *argv], env=env, capture_output=True, timeout=30)
             self.assertEqual(done.returncode, 0, done.stderr)
         self.assertEqual([e["ip"] for e in self.events()], ["10.0.5.10"])
+
+    def test_socket_event_is_the_file_event(self) -> None:
+        # The socket and the fallback file carry the same event.
+        recorded = dhcpbridge.record(self.path, "add", "02:00:00:00:00:0A", "10.0.5.10",
+                                     "i-0000000a", self.env, 1000.0)
+        self.assertEqual(dhcp_client.make_event("add", "02:00:00:00:00:0A", "10.0.5.10",
+                                                "i-0000000a", self.env, 1000.0), recorded)
+        self.assertRaises(ValueError, dhcp_client.make_event, "tftp", "02:00:00:00:00:0a",
+                          "10.0.5.10", None, self.env, 1.0)
+
+    def test_unset_socket_uses_the_file(self) -> None:
+        out, err = io.StringIO(), io.StringIO()
+        self.assertEqual(dhcp_client.main(["add", "02:00:00:00:00:0a", "10.0.5.10"], self.env,
+                                          out, err, 1000.0), 0)
+        self.assertEqual((err.getvalue(), [e["ip"] for e in self.events()]), ("", ["10.0.5.10"]))
+        self.env[dhcp_client.SOCKET_ENV] = "/nonexistent/nova-dhcp.sock"
+        self.assertEqual(dhcp_client.main(["init"], self.env, out, err, 1000.0), 0)
+        self.assertEqual(out.getvalue(), "2000 02:00:00:00:00:0a 10.0.5.10 * *\n")
+        self.assertEqual(dhcp_client.main(["add", "bad", "10.0.5.10"], self.env, out, err), 0)
+        self.assertIn("invalid MAC address 'bad'", err.getvalue())

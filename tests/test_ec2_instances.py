@@ -55,7 +55,7 @@ class InstanceActionTests(unittest.TestCase):
         self.compute = Recorder()
         self.api = InstanceController(self.world.instances, self.world.images,
                                       self.world.keypairs, self.scheduler, self.compute,
-                                      self.world.clock)
+                                      self.world.clock, groups=self.world.security_groups)
 
     async def images(self) -> tuple[str, str, str]:
         kernel = await self.world.add_image(image_records.KERNEL)

@@ -9,38 +9,55 @@ from twisted.internet import defer, task
 from twisted.trial import unittest
 
 from nova.network import linux_net as ln
-from nova.network.host import EVENTS_ENV, NetworkHost, NetworkInUse, SegmentConfig
+from nova.network.host import (EVENTS_ENV, SOCKET_ENV, NetworkHost, NetworkInUse,
+                               SegmentConfig)
 from nova.utils.process import FakeProcessRunner, Reply
 from nova.utils.validate import InvalidIdentifier
 from tests.support.compute import run_now
 
 NS = "nvhost"
 NET = ln.NetworkSpec(vlan=100, cidr="10.0.5.0/24")
+SYSCTLS = ("sysctl", "-w", "net.ipv4.ip_forward=1", "net.bridge.bridge-nf-call-iptables=1")
 
 
-def _links(*entries: tuple[str, str | None]) -> bytes:
-    return json.dumps([{"ifname": n, **({"master": m} if m else {})}
+def _links(*entries: tuple[str, str | None], up: bool = False) -> bytes:
+    flags = {"flags": ["BROADCAST", "UP"]} if up else {}
+    return json.dumps([{"ifname": n, **({"master": m} if m else {}), **flags}
                        for n, m in entries]).encode()
 
 
-class NetworkHostTests(unittest.TestCase):
+def _bridge_nf(proc: str) -> None:
+    # The per-namespace switch exists where br_netfilter is loaded.
+    os.makedirs(os.path.join(proc, "sys", "net", "bridge"))
+    open(os.path.join(proc, "sys", "net", "bridge", "bridge-nf-call-iptables"), "w").close()
+
+
+class HostFixture:
+    """A NetworkHost on a FakeProcessRunner, with a fake dnsmasq and /proc."""
+
     def setUp(self) -> None:
         self.runner = FakeProcessRunner()
         self.state = os.path.abspath(self.mktemp())
         self.proc = os.path.abspath(self.mktemp())
         os.makedirs(self.proc)
+        _bridge_nf(self.proc)
         self.clock = task.Clock()
-        self.host = NetworkHost(self.runner, NS, self.state, clock=self.clock,
-                                run_in_thread=run_now, public_interface="eth9", dhcp_script="/b/dhcpbridge",
-                                proc_dir=self.proc)
+        self.host = self.make_host()
         self.files = self.host.files(100)
         self.runner.add_handler(["dnsmasq"], self._fake_dnsmasq)
         self.runner.add_handler(["kill", "-TERM"], self._fake_kill)
 
+    def make_host(self, **kw) -> NetworkHost:
+        """@return: a NetworkHost on the fakes, C{kw} overriding the defaults."""
+        options = dict(clock=self.clock, run_in_thread=run_now, public_interface="eth9",
+                       dhcp_script="/b/dhcpbridge", proc_dir=self.proc)
+        return NetworkHost(self.runner, NS, self.state, **{**options, **kw})
+
     def _fake_dnsmasq(self, call):
         # Plays the daemon: writes its pid file and a /proc entry.
         pid = "4242"
-        with open(self.files["pid"], "w") as f:
+        pid_file = next(a for a in call.argv if a.startswith("--pid-file="))[11:]
+        with open(pid_file, "w") as f:
             f.write(pid + "\n")
         os.makedirs(os.path.join(self.proc, pid), exist_ok=True)
         with open(os.path.join(self.proc, pid, "cmdline"), "wb") as f:
@@ -54,6 +71,8 @@ class NetworkHostTests(unittest.TestCase):
     def _go(self, coro) -> defer.Deferred:
         return defer.Deferred.fromCoroutine(coro)
 
+
+class NetworkHostTests(HostFixture, unittest.TestCase):
     def dnsmasq_argv(self) -> tuple[str, ...]:
         return tuple(ln.dnsmasq_argv(NET, hosts_file=self.files["hosts"],
                                      pid_file=self.files["pid"], dhcp_script="/b/dhcpbridge",
@@ -64,6 +83,7 @@ class NetworkHostTests(unittest.TestCase):
         restore = self.runner.calls_matching(["iptables-restore"])
         self.assertEqual(self.runner.commands(), [
             ("ip", "-j", "link", "show"),
+            SYSCTLS,
             ("ip", "link", "add", "novabr100", "type", "bridge"),
             ("ip", "link", "add", "novavx100", "type", "vxlan", "id", "100", "dstport", "4789"),
             ("ip", "link", "set", "dev", "novavx100", "master", "novabr100"),
@@ -74,10 +94,11 @@ class NetworkHostTests(unittest.TestCase):
             ("iptables-save", "-t", "nat"),
             ("iptables-restore", "--noflush")])
         self.assertEqual({c.netns for c in self.runner.calls}, {NS})
-        self.assertIn(b"-A nova-snat-100 -s 10.0.5.0/24 -o eth9 -j MASQUERADE",
+        self.assertIn(b"-A nova-snat-novabr100 -s 10.0.5.0/24 -o eth9 -j MASQUERADE",
                       restore[0].input)
         env = self.runner.calls_matching(["dnsmasq"])[0].env
         self.assertEqual(env[EVENTS_ENV], os.path.join(self.state, "dhcp-events.jsonl"))
+        self.assertNotIn(SOCKET_ENV, env)
         self.assertEqual(self.host.segment_kind, "vxlan")
         with open(self.files["hosts"], "rb") as f:
             self.assertEqual(f.read(), b"")
@@ -90,12 +111,21 @@ class NetworkHostTests(unittest.TestCase):
             await self._ensure_fresh()
             self.runner.calls.clear()
             self.runner.add_result(["ip", "-j", "link", "show"], stdout=_links(
-                ("novabr100", None), ("novavx100", "novabr100")))
+                ("novabr100", None), ("novavx100", "novabr100")), times=1)
             await self.host.ensure_network(NET)
             self.assertEqual(self.runner.commands(), [
                 ("ip", "-j", "link", "show"),
                 ("ip", "link", "set", "dev", "novavx100", "up"),
                 ("ip", "link", "set", "dev", "novabr100", "up"),
+                ("ip", "addr", "replace", "10.0.5.1/24", "dev", "novabr100"),
+                ("iptables-save", "-t", "nat"), ("iptables-restore", "--noflush")])
+            # Links that are up are left alone.
+            self.runner.calls.clear()
+            self.runner.add_result(["ip", "-j", "link", "show"], stdout=_links(
+                ("novabr100", None), ("novavx100", "novabr100"), up=True))
+            await self.host.ensure_network(NET)
+            self.assertEqual(self.runner.commands(), [
+                ("ip", "-j", "link", "show"),
                 ("ip", "addr", "replace", "10.0.5.1/24", "dev", "novabr100"),
                 ("iptables-save", "-t", "nat"), ("iptables-restore", "--noflush")])
         return self._go(go())
@@ -134,7 +164,7 @@ class NetworkHostTests(unittest.TestCase):
                 ("novabr100", None), ("novavx100", "novabr100")))
             self.runner.add_result(["iptables-save"], stdout=(
                 b"*nat\n:POSTROUTING ACCEPT [0:0]\n:nova-POSTROUTING - [0:0]\n"
-                b":nova-snat-100 - [0:0]\n-A POSTROUTING -j nova-POSTROUTING\nCOMMIT\n"))
+                b":nova-snat-novabr100 - [0:0]\n-A POSTROUTING -j nova-POSTROUTING\nCOMMIT\n"))
             await self.host.remove_network(100)
             self.assertEqual(self.runner.commands()[1:], [
                 ("ip", "-j", "link", "show"), ("kill", "-TERM", "4242"),
@@ -150,7 +180,7 @@ class NetworkHostTests(unittest.TestCase):
                 ("novabr7", None), ("novavx7", "novabr7"), ("novabr8", None),
                 ("vnet3", "novabr8"), ("eth0", None)))
             kept = await self.host.rebuild([])
-            self.assertEqual(kept, [8])
+            self.assertEqual(kept, ["novabr8"])
             deleted = [c[-1] for c in self.runner.commands() if c[:3] == ("ip", "link", "delete")]
             self.assertEqual(deleted, ["novavx7", "novabr7"])
         return self._go(go())

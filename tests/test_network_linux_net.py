@@ -31,7 +31,30 @@ class NamesTests(unittest.TestCase):
                           NET.bridge), ("10.0.5.1", "10.0.5.3", "10.0.5.1/24",
                                         "255.255.255.0", "novabr100"))
 
+    def test_flat_spec(self) -> None:
+        flat = ln.NetworkSpec(cidr="10.1.0.0/16", bridge="novaflat")
+        self.assertEqual((flat.bridge, flat.vlan, flat.gateway, flat.segment_names),
+                         ("novaflat", None, "10.1.0.1", ()))
+        self.assertEqual(NET.segment_names, ("novavx100", "novavl100"))
+        self.assertEqual(ln.NetworkSpec(cidr="10.0.5.0/24", vlan=7, bridge="brx").bridge, "brx")
+
+    def test_spec_from_network(self) -> None:
+        from nova.network.records import Network
+        common = dict(cidr="10.0.5.0/24", netmask="255.255.255.0", gateway="10.0.5.1",
+                      broadcast="10.0.5.255", vpn_address="10.0.5.2", dhcp_start="10.0.5.3",
+                      created_at=0)
+        flat = Network(network_id=1, bridge="novaflat", **common)
+        self.assertEqual(ln.NetworkSpec.from_network(flat),
+                         ln.NetworkSpec(cidr="10.0.5.0/24", bridge="novaflat"))
+        vlan = Network(network_id=2, vlan=100, bridge="novabr100", **common)
+        self.assertEqual(ln.NetworkSpec.from_network(vlan), NET)
+
     def test_spec_refuses(self) -> None:
+        self.assertRaises(InvalidIdentifier, ln.NetworkSpec, cidr="10.0.5.0/24")
+        self.assertRaises(InvalidIdentifier, ln.NetworkSpec, cidr="10.0.5.0/24",
+                          bridge="br x")
+        self.assertRaises(InvalidIdentifier, ln.NetworkSpec, cidr="10.0.5.0/24",
+                          bridge="-br", vlan=5)
         self.assertRaises(InvalidIdentifier, ln.NetworkSpec, vlan=1, cidr="10.0.5.1/24")
         self.assertRaises(InvalidIdentifier, ln.NetworkSpec, vlan=1, cidr="10.0.5.0/30")
         self.assertRaises(InvalidIdentifier, ln.NetworkSpec, vlan=1, cidr="10.0.5.0/24",
@@ -42,7 +65,10 @@ class NamesTests(unittest.TestCase):
 
 class LinkCommandTests(unittest.TestCase):
     def test_links(self) -> None:
-        self.assertEqual(ln.bridge_add(100), ["ip", "link", "add", "novabr100", "type", "bridge"])
+        self.assertEqual(ln.bridge_add("novabr100"),
+                         ["ip", "link", "add", "novabr100", "type", "bridge"])
+        self.assertEqual(ln.address_list("novaflat"),
+                         ["ip", "-j", "addr", "show", "dev", "novaflat"])
         self.assertEqual(ln.link_up("novabr100"), ["ip", "link", "set", "dev", "novabr100", "up"])
         self.assertEqual(ln.link_delete("novavx1"), ["ip", "link", "delete", "dev", "novavx1"])
         self.assertEqual(ln.link_set_master("novavx1", "novabr1"),
@@ -55,6 +81,12 @@ class LinkCommandTests(unittest.TestCase):
                          ["ip", "addr", "del", "1.2.3.4/32", "dev", "eth0"])
         self.assertEqual(ln.tap_add("novatap0000abcd"),
                          ["ip", "tuntap", "add", "dev", "novatap0000abcd", "mode", "tap"])
+
+    def test_sysctl(self) -> None:
+        self.assertEqual(ln.sysctl_write({"net.ipv4.ip_forward": 1,
+                                          "net.bridge.bridge-nf-call-iptables": 1}),
+                         ["sysctl", "-w", "net.ipv4.ip_forward=1",
+                          "net.bridge.bridge-nf-call-iptables=1"])
 
     def test_vxlan(self) -> None:
         self.assertEqual(ln.vxlan_add(100), ["ip", "link", "add", "novavx100", "type", "vxlan",
@@ -78,6 +110,10 @@ class LinkCommandTests(unittest.TestCase):
             lambda: ln.vxlan_add(5, remote="192.0.2.1", group="239.1.1.1", dev="e"),
             lambda: ln.vxlan_add(5, port=0), lambda: ln.vlan_add(5, "eth0 type"),
             lambda: ln.tap_add("vnet0"), lambda: ln.tap_add("novatap-x y"),
+            lambda: ln.bridge_add(100), lambda: ln.bridge_add("br0 type"),
+            lambda: ln.sysctl_write({}), lambda: ln.sysctl_write({"net.ipv4 x": 1}),
+            lambda: ln.sysctl_write({"-a": 1}), lambda: ln.sysctl_write({"net.a": "1 x"}),
+            lambda: ln.sysctl_write({"net.a": True}),
         ]
         for case in cases:
             self.assertRaises(InvalidIdentifier, case)
@@ -134,21 +170,23 @@ class IptablesTests(unittest.TestCase):
     def test_first_chain_adds_hooks(self) -> None:
         saved = ipt.parse_save(SAVED_EMPTY)["nat"]
         text = ipt.restore_input("nat", saved, write={
-            ipt.snat_chain(100): ipt.network_snat_rules("10.0.5.0/24", out_interface="eth0")})
+            ipt.snat_chain("novabr100"): ipt.network_snat_rules("10.0.5.0/24",
+                                                                out_interface="eth0")})
         self.assertEqual(text.splitlines(), [
             "*nat", ":nova-PREROUTING - [0:0]", ":nova-OUTPUT - [0:0]",
-            ":nova-POSTROUTING - [0:0]", ":nova-snat-100 - [0:0]",
+            ":nova-POSTROUTING - [0:0]", ":nova-snat-novabr100 - [0:0]",
             "-I PREROUTING 1 -j nova-PREROUTING", "-I OUTPUT 1 -j nova-OUTPUT",
             "-I POSTROUTING 1 -j nova-POSTROUTING",
-            "-A nova-snat-100 -s 10.0.5.0/24 -d 10.0.5.0/24 -j ACCEPT",
-            "-A nova-snat-100 -s 10.0.5.0/24 -o eth0 -j MASQUERADE",
-            "-A nova-POSTROUTING -j nova-snat-100", "COMMIT"])
+            "-A nova-snat-novabr100 -s 10.0.5.0/24 -d 10.0.5.0/24 -j ACCEPT",
+            "-A nova-snat-novabr100 -o novabr+ -j ACCEPT",
+            "-A nova-snat-novabr100 -s 10.0.5.0/24 -o eth0 -j MASQUERADE",
+            "-A nova-POSTROUTING -j nova-snat-novabr100", "COMMIT"])
 
     def test_existing_chains_kept_and_ordered(self) -> None:
         saved = ipt.parse_save(
             "*nat\n:PREROUTING ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n:POSTROUTING ACCEPT [0:0]\n"
             ":nova-PREROUTING - [0:0]\n:nova-OUTPUT - [0:0]\n:nova-POSTROUTING - [0:0]\n"
-            ":nova-snat-7 - [0:0]\n:other - [0:0]\n-A PREROUTING -j nova-PREROUTING\n"
+            ":nova-snat-novabr7 - [0:0]\n:other - [0:0]\n-A PREROUTING -j nova-PREROUTING\n"
             "-A OUTPUT -j nova-OUTPUT\n-A POSTROUTING -j nova-POSTROUTING\nCOMMIT\n")["nat"]
         dnat, snat = ipt.floating_chains("192.0.2.9")
         text = ipt.restore_input("nat", saved, write={
@@ -161,8 +199,8 @@ class IptablesTests(unittest.TestCase):
             "-A nova-fdnat-192.0.2.9 -d 192.0.2.9/32 -j DNAT --to-destination 10.0.5.4",
             "-A nova-fsnat-192.0.2.9 -s 10.0.5.4/32 -j SNAT --to-source 192.0.2.9",
             "-A nova-PREROUTING -j nova-fdnat-192.0.2.9", "-A nova-OUTPUT -j nova-fdnat-192.0.2.9",
-            "-A nova-POSTROUTING -j nova-fsnat-192.0.2.9", "-A nova-POSTROUTING -j nova-snat-7",
-            "COMMIT"])
+            "-A nova-POSTROUTING -j nova-fsnat-192.0.2.9",
+            "-A nova-POSTROUTING -j nova-snat-novabr7", "COMMIT"])
 
     def test_last_chain_removes_hooks(self) -> None:
         saved = ipt.parse_save(
@@ -185,8 +223,10 @@ class IptablesTests(unittest.TestCase):
             ipt.SecurityRule("icmp", -1, -1, "10.0.0.0/8"),
             ipt.SecurityRule("icmp", 8, -1, "10.0.0.0/8")], dhcp_server="10.0.5.1")
         text = ipt.restore_input("filter", None, write={ipt.instance_chain("i-0000000a"): rules})
-        self.assertEqual(text.splitlines()[3:], [
-            "-I FORWARD 1 -j nova-FORWARD",
+        self.assertEqual(text.splitlines(), [
+            "*filter", ":nova-FORWARD - [0:0]", ":nova-OUTPUT - [0:0]",
+            ":nova-inst-i-0000000a - [0:0]",
+            "-I FORWARD 1 -j nova-FORWARD", "-I OUTPUT 1 -j nova-OUTPUT",
             "-A nova-inst-i-0000000a ! -d 10.0.5.4/32 -j RETURN",
             "-A nova-inst-i-0000000a -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT",
             "-A nova-inst-i-0000000a -s 10.0.5.1/32 -p udp --sport 67 --dport 68 -j ACCEPT",
@@ -194,7 +234,79 @@ class IptablesTests(unittest.TestCase):
             "-A nova-inst-i-0000000a -s 10.0.0.0/8 -p icmp -j ACCEPT",
             "-A nova-inst-i-0000000a -s 10.0.0.0/8 -p icmp --icmp-type 8 -j ACCEPT",
             "-A nova-inst-i-0000000a -j DROP",
-            "-A nova-FORWARD -j nova-inst-i-0000000a", "COMMIT"])
+            "-A nova-FORWARD -j nova-inst-i-0000000a", "-A nova-OUTPUT -j nova-inst-i-0000000a",
+            "COMMIT"])
+
+    def test_instance_filter_project_traffic(self) -> None:
+        spec = ipt.InstanceFilter("10.0.5.4", [ipt.SecurityRule("tcp", 22, 22, "0.0.0.0/0")],
+                                  "10.0.5.1", "10.0.5.0/24")
+        self.assertEqual([" ".join(r) for r in spec.chain_rules()], [
+            "! -d 10.0.5.4/32 -j RETURN",
+            "-m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT",
+            "-s 10.0.5.1/32 -p udp --sport 67 --dport 68 -j ACCEPT",
+            "-s 0.0.0.0/0 -p tcp --dport 22:22 -j ACCEPT",
+            # the gateway (the host itself) is no guest of the project
+            "-s 10.0.5.1/32 -j DROP",
+            "-s 10.0.5.0/24 -j ACCEPT",
+            "-j DROP"])
+        # no DHCP server, or one outside the project's network: no exception needed
+        self.assertEqual([" ".join(r) for r in ipt.InstanceFilter(
+            "10.0.5.4", project_cidr="10.0.5.0/24").chain_rules()[2:]],
+            ["-s 10.0.5.0/24 -j ACCEPT", "-j DROP"])
+        self.assertEqual(spec.rules, (ipt.SecurityRule("tcp", 22, 22, "0.0.0.0/0"),))
+
+    def test_instance_filter_refused(self) -> None:
+        for bad in (dict(fixed_ip="10.0.5"), dict(rules=[("tcp", 1, 2, "0.0.0.0/0")]),
+                    dict(dhcp_server="10.0.5.1 -j"), dict(project_cidr="10.0.5.1/24")):
+            self.assertRaises(InvalidIdentifier, ipt.InstanceFilter,
+                              **{"fixed_ip": "10.0.5.4", **bad})
+
+    def test_filter_chains_replaced_and_removed(self) -> None:
+        saved = ipt.parse_save(
+            "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n"
+            ":nova-FORWARD - [0:0]\n:nova-OUTPUT - [0:0]\n:nova-inst-i-0000000a - [0:0]\n"
+            ":nova-inst-i-0000000b - [0:0]\n-A FORWARD -j nova-FORWARD\n"
+            "-A OUTPUT -j nova-OUTPUT\n-A nova-FORWARD -j nova-inst-i-0000000a\n"
+            "-A nova-FORWARD -j nova-inst-i-0000000b\nCOMMIT\n")["filter"]
+        chain_a = ipt.instance_chain("i-0000000a")
+        text = ipt.restore_input("filter", saved, write={
+            chain_a: ipt.InstanceFilter("10.0.5.4").chain_rules()},
+            delete=[ipt.instance_chain("i-0000000b")])
+        self.assertEqual(text.splitlines(), [
+            "*filter", ":nova-FORWARD - [0:0]", ":nova-OUTPUT - [0:0]",
+            ":nova-inst-i-0000000a - [0:0]", ":nova-inst-i-0000000b - [0:0]",
+            "-A nova-inst-i-0000000a ! -d 10.0.5.4/32 -j RETURN",
+            "-A nova-inst-i-0000000a -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT",
+            "-A nova-inst-i-0000000a -j DROP",
+            "-A nova-FORWARD -j nova-inst-i-0000000a", "-A nova-OUTPUT -j nova-inst-i-0000000a",
+            "-X nova-inst-i-0000000b", "COMMIT"])
+
+    def test_metadata_redirect(self) -> None:
+        self.assertEqual(ipt.metadata_redirect_rules(8775), [
+            ["-d", "169.254.169.254/32", "-p", "tcp", "--dport", "80", "-j", "REDIRECT",
+             "--to-ports", "8775"]])
+        self.assertEqual(ipt.metadata_redirect_rules(1, dnat_to=("192.0.2.5", 8773))[0][-3:],
+                         ["DNAT", "--to-destination", "192.0.2.5:8773"])
+        saved = ipt.parse_save(
+            "*nat\n:PREROUTING ACCEPT [0:0]\n:nova-PREROUTING - [0:0]\n:nova-OUTPUT - [0:0]\n"
+            ":nova-POSTROUTING - [0:0]\n:nova-fdnat-192.0.2.9 - [0:0]\n"
+            "-A PREROUTING -j nova-PREROUTING\n-A OUTPUT -j nova-OUTPUT\n"
+            "-A POSTROUTING -j nova-POSTROUTING\nCOMMIT\n")["nat"]
+        text = ipt.restore_input("nat", saved, write={
+            ipt.METADATA_CHAIN: ipt.metadata_redirect_rules(8775)})
+        self.assertEqual(text.splitlines(), [
+            "*nat", ":nova-PREROUTING - [0:0]", ":nova-OUTPUT - [0:0]",
+            ":nova-POSTROUTING - [0:0]", ":nova-metadata - [0:0]",
+            "-A nova-metadata -d 169.254.169.254/32 -p tcp --dport 80 -j REDIRECT"
+            " --to-ports 8775",
+            "-A nova-PREROUTING -j nova-metadata",
+            "-A nova-PREROUTING -j nova-fdnat-192.0.2.9", "-A nova-OUTPUT -j nova-fdnat-192.0.2.9",
+            "COMMIT"])
+        for bad in (lambda: ipt.metadata_redirect_rules(0),
+                    lambda: ipt.metadata_redirect_rules(80, dnat_to=("127.0.0.1", 8775)),
+                    lambda: ipt.metadata_redirect_rules(80, dnat_to=("192.0.2.5", 70000)),
+                    lambda: ipt.metadata_redirect_rules(80, dnat_to=("x", 1))):
+            self.assertRaises(InvalidIdentifier, bad)
 
     def test_refused(self) -> None:
         cases = [
@@ -203,7 +315,8 @@ class IptablesTests(unittest.TestCase):
             lambda: ipt.SecurityRule("gre", 1, 1, "0.0.0.0/0"),
             lambda: ipt.SecurityRule("icmp", 300, -1, "0.0.0.0/0"),
             lambda: ipt.SecurityRule("tcp", 1, 2, "0.0.0.0/0 -j ACCEPT"),
-            lambda: ipt.snat_chain(0), lambda: ipt.floating_chains("1.2.3.4/32"),
+            lambda: ipt.snat_chain(100), lambda: ipt.snat_chain("br x"),
+            lambda: ipt.floating_chains("1.2.3.4/32"),
             lambda: ipt.instance_chain("i-1 -j"),
             lambda: ipt.restore_input("raw", None),
             lambda: ipt.restore_input("nat", None, write={"mychain": []}),
@@ -218,5 +331,5 @@ class IptablesTests(unittest.TestCase):
     def test_commands(self) -> None:
         self.assertEqual(ipt.iptables_save("nat"), ["iptables-save", "-t", "nat"])
         self.assertEqual(ipt.iptables_restore(), ["iptables-restore", "--noflush"])
-        self.assertEqual(ipt.network_snat_rules("10.0.5.0/24", source_ip="192.0.2.1")[1],
+        self.assertEqual(ipt.network_snat_rules("10.0.5.0/24", source_ip="192.0.2.1")[2],
                          ["-s", "10.0.5.0/24", "-j", "SNAT", "--to-source", "192.0.2.1"])

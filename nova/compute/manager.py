@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import base64
 import shutil
+import attr
 import uuid
 from pathlib import Path
 from typing import Any, AsyncIterator, Awaitable, Callable, Sequence
@@ -70,6 +71,8 @@ class ComputeManager(Manager):
     @param instances_dir: where each instance's directory (disk, console log) goes.
     @param run_in_thread: runs blocking file work off the reactor thread.
     @param kernel_cmdline: the command line of kernel-booted instances.
+    @param networking: plugs instances into their networks and enforces
+        their security groups (L{nova.compute.networking.ComputeNetworking}).
     """
 
     binary = "nova-compute"
@@ -77,7 +80,7 @@ class ComputeManager(Manager):
     def __init__(self, host: str, clock: Any, *, driver: Any, instances: InstanceRepository,
                  images: ImageRepository, image_cache: ImageCache, disks: DiskMaker,
                  instances_dir: Path, run_in_thread: ThreadRunner,
-                 kernel_cmdline: str) -> None:
+                 kernel_cmdline: str, networking: Any) -> None:
         super().__init__(host, clock)
         self._driver = driver
         self._instances = instances
@@ -87,6 +90,7 @@ class ComputeManager(Manager):
         self._dir = Path(instances_dir)
         self._run_in_thread = run_in_thread
         self._cmdline = kernel_cmdline
+        self._networking = networking
         self._locks: dict[str, defer.DeferredLock] = {}
         self._host_capacity = HostCapacity(vcpus=0, memory_mb=0, disk_gb=0)
         #: instance id to (vcpus, memory MiB) of what this host holds
@@ -197,6 +201,8 @@ class ComputeManager(Manager):
             began = self._clock.seconds()
             try:
                 spec = await self._prepare(instance)
+                nic = await self._networking.plug(context, instance)
+                spec = attr.evolve(spec, mac=nic.mac, bridge=nic.bridge)
                 prepared = self._clock.seconds()
                 await self._driver.spawn(spec)
             except Exception as e:
@@ -204,7 +210,7 @@ class ComputeManager(Manager):
                 await self._fail_spawn(instance_id, e)
                 return
             now = self._clock.seconds()
-            log.info("{host}: {id} spawned in {total:.2f} s (images and disk {prep:.2f} s, "
+            log.info("{host}: {id} spawned in {total:.2f} s (images, disk, network {prep:.2f} s, "
                      "hypervisor {hyp:.2f} s)", host=self.host, id=instance_id,
                      total=now - began, prep=prepared - began, hyp=now - prepared)
             try:
@@ -219,6 +225,7 @@ class ComputeManager(Manager):
             else states.SERVER_INTERNAL_ERROR
         try:
             await self._discard(instance_id)
+            await self._networking.unplug(RequestContext.system(), instance_id)
         except Exception:
             log.failure("{host}: cleaning up after the failed spawn of {id}", host=self.host,
                         id=instance_id)
@@ -236,6 +243,7 @@ class ComputeManager(Manager):
             if instance is None or instance.state == states.TERMINATED:
                 return
             await self._discard(instance_id)
+            await self._networking.unplug(context, instance_id)
             await self._instances.transition(instance_id, "destroyed",
                                              power_state=power_state.NOSTATE)
 
@@ -298,6 +306,16 @@ class ComputeManager(Manager):
         # a stopped-and-gone guest still has its log file
         return read_tail(str(self._instance_dir(instance_id) / "console.log"), CONSOLE_BYTES)
 
+    @expose
+    async def refresh_security_groups(self, context: RequestContext) -> int:
+        """
+        Rewrite the filter chains of every instance on this host from the
+        security groups as they are now (one host transaction).
+
+        @return: how many chains were written.
+        """
+        return await self._networking.refresh(await self._instances.on_host(self.host))
+
     # -- reconciliation ----------------------------------------------------------
 
     async def reconcile(self, starting: bool = False) -> None:
@@ -312,6 +330,9 @@ class ComputeManager(Manager):
         """
         guests = set(await self._driver.list_instances())
         records = await self._instances.on_host(self.host)
+        if starting:
+            # filters from the records: what changed while this node was down
+            await self._networking.refresh(records, exclusive=True)
         for instance in records:
             if instance.state == states.TERMINATED:
                 continue

@@ -295,6 +295,9 @@ class InstanceRepository:
             txn.sadd(keys.instances_on_host(new.host), key)
         if new.terminated_at is not None and new.state == states.TERMINATED:
             txn.zadd(keys.instances_terminated(), {key: new.terminated_at})
+            # a terminated instance no longer keeps its groups in use
+            for group in new.security_groups:
+                txn.srem(keys.security_group_members(new.project_id, group), new.instance_id)
         elif old is not None and old.state == states.TERMINATED:
             txn.zrem(keys.instances_terminated(), key)
 

@@ -64,3 +64,14 @@ class ComputeAPI:
         """@return: the tail of the guest's serial console, base64-encoded."""
         return await self._rpc.call(host_topic(host), "get_console_output",
                                     {"instance_id": instance_id}, context)
+
+    async def refresh_security_groups(self, context: RequestContext, host: str,
+                                      timeout: float | None = None) -> int:
+        """
+        Make C{host} rewrite its instances' filter chains from the security
+        groups as stored now; returns once applied.
+
+        @return: how many chains it wrote.
+        """
+        return await self._rpc.call(host_topic(host), "refresh_security_groups", {}, context,
+                                    timeout=timeout)

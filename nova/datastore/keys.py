@@ -308,3 +308,48 @@ def floating_ip_pool() -> str:
 def floating_ip_of_instance(instance_id: str) -> str:
     """@return: the key holding the floating address associated with an instance."""
     return f"floating-ip-of-instance:{part(instance_id)}"
+
+
+# -- security groups (nova.network.security_groups) ------------------------------
+#
+# A group's record holds its rules. Creating one writes the record, its id key
+# and its members of the two index sets in one transaction; deleting removes
+# them together with its member and referrer sets. A rule naming a source
+# group adds the naming group's key to the source's referrer set in the
+# transaction that writes the rule (and the last such rule's revocation
+# removes it), so that deleting a source group still named is refused without
+# reading every group. Binding an instance SADDs its id to each group's member
+# set in a transaction that watches the group records.
+
+def security_group(project_id: str, name: str) -> str:
+    """@return: the key holding a L{nova.network.security_group_records.SecurityGroup}."""
+    return f"security_group:{part(project_id)}:{part(name)}"
+
+
+def security_groups() -> str:
+    """@return: the index set of every security group; members are L{security_group} keys."""
+    return "security_groups"
+
+
+def security_groups_of_project(project_id: str) -> str:
+    """@return: the index set of a project's groups; members are L{security_group} keys."""
+    return f"security_groups:project:{part(project_id)}"
+
+
+def security_group_id(group_id: str) -> str:
+    """@return: the key holding the L{security_group} key of a group id (C{sg-...})."""
+    return f"security_group_id:{part(group_id)}"
+
+
+def security_group_members(project_id: str, name: str) -> str:
+    """@return: the set of the ids (not keys) of the instances bound to a group."""
+    return f"security_group_members:{part(project_id)}:{part(name)}"
+
+
+def security_group_referrers(project_id: str, name: str) -> str:
+    """
+    @return: the set of the L{security_group} keys of the groups having a rule
+        that names this group as its source (the group itself included, when
+        it names itself).
+    """
+    return f"security_group_referrers:{part(project_id)}:{part(name)}"

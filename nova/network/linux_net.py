@@ -11,7 +11,8 @@ option or a second command.
 Names (all carry the C{nova} prefix so that nova only ever removes what it
 made, and all fit the kernel's 15 characters):
 
-    - C{novabr<vlan>}: the bridge of a project network;
+    - C{novabr<vlan>}: the bridge of a project VLAN network (a flat
+      network's bridge is configured: C{novaflat} by default);
     - C{novavx<vlan>}: its VXLAN interface (VNI = the VLAN id);
     - C{novavl<vlan>}: its 802.1Q VLAN interface, where the kernel has 8021q;
     - C{novatap<8 hex>}: a tap made for an instance (libvirt usually makes its own).
@@ -23,7 +24,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from typing import Iterable
+from typing import Any, Iterable, Mapping
 
 import attr
 
@@ -44,6 +45,8 @@ __all__ = [
     "tap_name",
     "vlan_from_name",
     "link_list",
+    "address_list",
+    "sysctl_write",
     "bridge_add",
     "link_up",
     "link_delete",
@@ -70,24 +73,44 @@ _EC2_INSTANCE_ID = re.compile(r"i-([0-9a-f]{8})")
 _NOVA_LINK = re.compile(r"nova(?:br|vx|vl)([1-9][0-9]{0,3})")
 
 
+def _optional_vlan(value: int | None) -> int | None:
+    return None if value is None else validate.vlan_id(value)
+
+
+def _optional_bridge(value: str | None) -> str:
+    return "" if value is None or value == "" else validate.interface_name(value)
+
+
 @attr.s(frozen=True, auto_attribs=True, kw_only=True)
 class NetworkSpec:
     """
-    What a network host needs to know about one project network.
+    What a host needs to know about one network: a project's VLAN network
+    (C{vlan} set, bridge C{novabr<vlan>} by default) or the flat network
+    (C{vlan} C{None}, an explicit C{bridge}).
 
-    @ivar vlan: the VLAN id (also the VXLAN VNI), 1-4094.
+    Everything a host keeps for a network (its state directory, its NAT
+    chain) is named after its bridge.
+
+    @ivar bridge: the bridge guests' NICs join; C{novabr<vlan>} when not given.
+    @ivar vlan: the VLAN id (also the VXLAN VNI), 1-4094; C{None} for a
+        flat network, which has no segment interface of nova's.
     @ivar cidr: the network, such as C{"10.0.5.0/24"}.
     @ivar gateway: the bridge's address; the first host address by default.
     @ivar dhcp_start: the first address dnsmasq may give (2010 nova: C{.3},
         after the gateway and the VPN); the third host address by default.
     """
 
-    vlan: int = attr.ib(converter=validate.vlan_id)
     cidr: str = attr.ib(converter=validate.ipv4_network)
+    vlan: int | None = attr.ib(default=None, converter=_optional_vlan)
+    bridge: str = attr.ib(default="", converter=_optional_bridge)
     gateway: str = attr.ib(default="")
     dhcp_start: str = attr.ib(default="")
 
     def __attrs_post_init__(self) -> None:
+        if not self.bridge:
+            if self.vlan is None:
+                raise InvalidIdentifier("a network without a VLAN id needs a bridge")
+            object.__setattr__(self, "bridge", bridge_name(self.vlan))
         net = ipaddress.IPv4Network(self.cidr)
         if net.num_addresses < 8:
             raise InvalidIdentifier(f"network {self.cidr} is too small (at least /29)")
@@ -101,10 +124,25 @@ class NetworkSpec:
         object.__setattr__(self, "gateway", gateway)
         object.__setattr__(self, "dhcp_start", start)
 
+    @classmethod
+    def from_network(cls, network: Any) -> "NetworkSpec":
+        """
+        The spec of a network record.
+
+        @param network: a L{nova.network.records.Network} (its C{cidr},
+            C{vlan}, C{bridge}, C{gateway} and C{dhcp_start} are read).
+        @return: the spec.
+        @raise InvalidIdentifier: for a value a host command cannot take.
+        """
+        return cls(cidr=network.cidr, vlan=network.vlan, bridge=network.bridge,
+                   gateway=network.gateway, dhcp_start=network.dhcp_start)
+
     @property
-    def bridge(self) -> str:
-        """The bridge name, C{novabr<vlan>}."""
-        return bridge_name(self.vlan)
+    def segment_names(self) -> tuple[str, ...]:
+        """The segment interfaces nova may have made for it (none when flat)."""
+        if self.vlan is None:
+            return ()
+        return vxlan_name(self.vlan), vlan_interface_name(self.vlan)
 
     @property
     def gateway_interface(self) -> str:
@@ -175,9 +213,39 @@ def link_list() -> list[str]:
     return ["ip", "-j", "link", "show"]
 
 
-def bridge_add(vlan: int) -> list[str]:
-    """@return: the command creating the network's bridge."""
-    return ["ip", "link", "add", bridge_name(vlan), "type", "bridge"]
+def address_list(dev: str) -> list[str]:
+    """@return: the command listing one link's addresses as JSON."""
+    return ["ip", "-j", "addr", "show", "dev", validate.interface_name(dev)]
+
+
+_SYSCTL_KEY = re.compile(r"[a-z0-9_]+(?:\.[a-z0-9_-]+)+")
+
+
+def sysctl_write(settings: Mapping[str, int]) -> list[str]:
+    """
+    The command setting kernel parameters (in the namespace it runs in,
+    for the per-namespace C{net.*} ones).
+
+    @param settings: such as C{{"net.ipv4.ip_forward": 1}}.
+    @return: C{sysctl -w key=value ...}, in the given order.
+    @raise InvalidIdentifier: for a key that is not a dotted sysctl name,
+        a value that is not a non-negative integer, or no setting at all.
+    """
+    argv = ["sysctl", "-w"]
+    for key, value in settings.items():
+        if not isinstance(key, str) or _SYSCTL_KEY.fullmatch(key) is None:
+            raise InvalidIdentifier(f"invalid sysctl name {key!r}")
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise InvalidIdentifier(f"invalid sysctl value {value!r} for {key}")
+        argv.append(f"{key}={value}")
+    if len(argv) == 2:
+        raise InvalidIdentifier("no sysctl setting given")
+    return argv
+
+
+def bridge_add(bridge: str) -> list[str]:
+    """@return: the command creating a bridge."""
+    return ["ip", "link", "add", validate.interface_name(bridge), "type", "bridge"]
 
 
 def link_up(name: str) -> list[str]:

@@ -4,11 +4,15 @@ nova's iptables rules, as C{iptables-restore --noflush} input.
 nova writes only chains of its own, all named C{nova-*}:
 
     - top chains, one per built-in chain nova hooks into (C{nova-PREROUTING},
-      C{nova-OUTPUT}, C{nova-POSTROUTING} in C{nat}; C{nova-FORWARD} in
-      C{filter}), each reached by a single C{-j} rule in the built-in chain;
-    - object chains, one per thing: C{nova-snat-<vlan>} (a project network's
-      outbound NAT), C{nova-fdnat-<ip>} and C{nova-fsnat-<ip>} (a floating
-      IP), C{nova-inst-<ec2 id>} (an instance's security-group filter).
+      C{nova-OUTPUT}, C{nova-POSTROUTING} in C{nat}; C{nova-FORWARD} and
+      C{nova-OUTPUT} in C{filter}), each reached by a single C{-j} rule in
+      the built-in chain;
+    - object chains, one per thing: C{nova-metadata} (169.254.169.254:80
+      redirected to the metadata service), C{nova-snat-<bridge>} (a
+      network's outbound NAT), C{nova-fdnat-<ip>} and C{nova-fsnat-<ip>} (a
+      floating IP), C{nova-inst-<ec2 id>} (an instance's security-group
+      filter, reached from C{FORWARD} for routed and bridged traffic and
+      from C{OUTPUT} for traffic the host itself sends to the guest).
 
 A change is one transaction: the top chains are re-declared (which flushes
 them) and refilled with a jump to every object chain that is to exist, the
@@ -20,8 +24,9 @@ picks up what it wrote before and never touches any other rule.
 
 from __future__ import annotations
 
+import ipaddress
 import re
-from typing import Iterable, Mapping, Sequence
+from typing import Callable, Iterable, Mapping, Sequence
 
 import attr
 
@@ -31,7 +36,10 @@ from nova.utils.validate import InvalidIdentifier
 
 __all__ = [
     "TOP_CHAINS",
+    "METADATA_CHAIN",
+    "METADATA_ADDRESS",
     "SecurityRule",
+    "InstanceFilter",
     "SavedTable",
     "parse_save",
     "snat_chain",
@@ -41,6 +49,7 @@ __all__ = [
     "floating_dnat_rules",
     "floating_snat_rules",
     "instance_filter_rules",
+    "metadata_redirect_rules",
     "restore_input",
     "iptables_save",
     "iptables_restore",
@@ -50,16 +59,22 @@ __all__ = [
 TOP_CHAINS: dict[str, dict[str, str]] = {
     "nat": {"PREROUTING": "nova-PREROUTING", "OUTPUT": "nova-OUTPUT",
             "POSTROUTING": "nova-POSTROUTING"},
-    "filter": {"FORWARD": "nova-FORWARD"},
+    "filter": {"FORWARD": "nova-FORWARD", "OUTPUT": "nova-OUTPUT"},
 }
+
+#: The chain redirecting the metadata address (nat, from nova-PREROUTING).
+METADATA_CHAIN = "nova-metadata"
+#: EC2's metadata address.
+METADATA_ADDRESS = "169.254.169.254"
 
 #: table -> (object chain prefix, the top chains that jump to it), in the
 #: order the jumps appear (floating SNAT before a network's MASQUERADE).
 _JUMPS: dict[str, list[tuple[str, tuple[str, ...]]]] = {
-    "nat": [("nova-fdnat-", ("nova-PREROUTING", "nova-OUTPUT")),
+    "nat": [(METADATA_CHAIN, ("nova-PREROUTING",)),
+            ("nova-fdnat-", ("nova-PREROUTING", "nova-OUTPUT")),
             ("nova-fsnat-", ("nova-POSTROUTING",)),
             ("nova-snat-", ("nova-POSTROUTING",))],
-    "filter": [("nova-inst-", ("nova-FORWARD",))],
+    "filter": [("nova-inst-", ("nova-FORWARD", "nova-OUTPUT"))],
 }
 
 # Every token of a rule must look like an option, a name, an address or a
@@ -142,9 +157,9 @@ def _chain(name: str) -> str:
     return name
 
 
-def snat_chain(vlan: int) -> str:
-    """@return: C{nova-snat-<vlan>}, the network's outbound NAT chain."""
-    return _chain(f"nova-snat-{validate.vlan_id(vlan)}")
+def snat_chain(bridge: str) -> str:
+    """@return: C{nova-snat-<bridge>}, the outbound NAT chain of the network on C{bridge}."""
+    return _chain(f"nova-snat-{validate.interface_name(bridge)}")
 
 
 def floating_chains(floating_ip: str) -> tuple[str, str]:
@@ -164,8 +179,12 @@ def network_snat_rules(cidr: str, *, source_ip: str | None = None,
     """
     Outbound NAT of a project network (2010: C{-s fixed_range -j SNAT}).
 
-    Traffic inside the network is left alone; the rest is SNATed to
-    C{source_ip}, or MASQUERADEd when none is given.
+    Traffic inside the network, and traffic routed to another project
+    network (out through a C{novabr*} bridge), is left alone: the other
+    network's filters must see the real source, or a masqueraded packet
+    would come from that network's own gateway and pass as project
+    traffic. The rest is SNATed to C{source_ip}, or MASQUERADEd when none
+    is given.
 
     @param cidr: the network.
     @param source_ip: the address to SNAT to.
@@ -176,7 +195,8 @@ def network_snat_rules(cidr: str, *, source_ip: str | None = None,
     out = ["-o", validate.interface_name(out_interface)] if out_interface else []
     target = (["-j", "SNAT", "--to-source", validate.ipv4_address(source_ip)]
               if source_ip is not None else ["-j", "MASQUERADE"])
-    return [["-s", net, "-d", net, "-j", "ACCEPT"], ["-s", net, *out, *target]]
+    return [["-s", net, "-d", net, "-j", "ACCEPT"], ["-o", "novabr+", "-j", "ACCEPT"],
+            ["-s", net, *out, *target]]
 
 
 def floating_dnat_rules(floating_ip: str, fixed_ip: str) -> list[list[str]]:
@@ -192,22 +212,32 @@ def floating_snat_rules(floating_ip: str, fixed_ip: str) -> list[list[str]]:
 
 
 def instance_filter_rules(fixed_ip: str, rules: Iterable[SecurityRule], *,
-                          dhcp_server: str | None = None) -> list[list[str]]:
+                          dhcp_server: str | None = None,
+                          project_cidr: str | None = None) -> list[list[str]]:
     """
-    An instance's ingress filter: replies, DHCP from its server and the
-    security-group rules are accepted; everything else to it is dropped.
+    An instance's ingress filter: replies, DHCP from its server, the
+    security-group rules and (with C{project_cidr}) its project's network
+    are accepted; everything else to it is dropped.
+
+    The network host's own address (C{dhcp_server}, the gateway) is not a
+    guest of the project: when it lies in C{project_cidr} it gets only what
+    the rules allow, so that traffic the host sends (SSH from inside the
+    host's namespace) is filtered like any other source.
 
     @param fixed_ip: the instance's address (other traffic returns at once).
     @param rules: its security groups' rules.
     @param dhcp_server: the network's dnsmasq address.
+    @param project_cidr: accept anything from this network (2010's
+        C{allow_project_net_traffic}).
     @return: the rules (without C{-A chain}).
     """
     ip = f"{validate.ipv4_address(fixed_ip)}/32"
     out = [["!", "-d", ip, "-j", "RETURN"],
            ["-m", "conntrack", "--ctstate", "RELATED,ESTABLISHED", "-j", "ACCEPT"]]
-    if dhcp_server is not None:
-        out.append(["-s", f"{validate.ipv4_address(dhcp_server)}/32", "-p", "udp",
-                    "--sport", "67", "--dport", "68", "-j", "ACCEPT"])
+    server = f"{validate.ipv4_address(dhcp_server)}/32" if dhcp_server is not None else None
+    if server is not None:
+        out.append(["-s", server, "-p", "udp", "--sport", "67", "--dport", "68",
+                    "-j", "ACCEPT"])
     for rule in rules:
         if not isinstance(rule, SecurityRule):
             raise InvalidIdentifier(f"not a SecurityRule: {rule!r}")
@@ -219,8 +249,76 @@ def instance_filter_rules(fixed_ip: str, rules: Iterable[SecurityRule], *,
         else:
             match += ["--dport", f"{rule.from_port}:{rule.to_port}"]
         out.append([*match, "-j", "ACCEPT"])
+    if project_cidr is not None:
+        net = validate.ipv4_network(project_cidr)
+        if server is not None and ipaddress.IPv4Address(server[:-3]) in \
+                ipaddress.IPv4Network(net):
+            out.append(["-s", server, "-j", "DROP"])
+        out.append(["-s", net, "-j", "ACCEPT"])
     out.append(["-j", "DROP"])
     return out
+
+
+def _rule_tuple(value: Iterable[SecurityRule]) -> tuple[SecurityRule, ...]:
+    rules = tuple(value)
+    for rule in rules:
+        if not isinstance(rule, SecurityRule):
+            raise InvalidIdentifier(f"not a SecurityRule: {rule!r}")
+    return rules
+
+
+def _optional(check: Callable[[str], str]) -> Callable[[str | None], str | None]:
+    return lambda value: None if value is None else check(value)
+
+
+@attr.s(frozen=True, auto_attribs=True)
+class InstanceFilter:
+    """
+    What an instance's filter chain is made of (see L{instance_filter_rules}).
+
+    @ivar fixed_ip: the instance's address.
+    @ivar rules: its security groups' ingress rules.
+    @ivar dhcp_server: its network's DHCP server (the gateway), whose
+        replies are let through; C{None}: none.
+    @ivar project_cidr: its project's network, all of whose guests may
+        reach it (C{allow_project_net_traffic}); C{None}: only the rules.
+    """
+
+    fixed_ip: str = attr.ib(converter=validate.ipv4_address)
+    rules: tuple[SecurityRule, ...] = attr.ib(default=(), converter=_rule_tuple)
+    dhcp_server: str | None = attr.ib(default=None,
+                                      converter=_optional(validate.ipv4_address))
+    project_cidr: str | None = attr.ib(default=None,
+                                       converter=_optional(validate.ipv4_network))
+
+    def chain_rules(self) -> list[list[str]]:
+        """@return: the chain's rules (without C{-A chain})."""
+        return instance_filter_rules(self.fixed_ip, self.rules, dhcp_server=self.dhcp_server,
+                                     project_cidr=self.project_cidr)
+
+
+def metadata_redirect_rules(port: int, *,
+                            dnat_to: tuple[str, int] | None = None) -> list[list[str]]:
+    """
+    Guests' requests to C{169.254.169.254:80}, sent to the metadata service.
+
+    @param port: with no C{dnat_to}, the local port they are redirected to
+        (C{REDIRECT}: a metadata proxy listening in the host's namespace).
+    @param dnat_to: C{(address, port)} to C{DNAT} them to instead (2010's
+        way, to nova-api's metadata port); not a loopback address, which
+        the kernel does not route to from another interface.
+    @return: the rules (without C{-A chain}).
+    @raise InvalidIdentifier: for a bad port or address.
+    """
+    match = ["-d", f"{METADATA_ADDRESS}/32", "-p", "tcp", "--dport", "80"]
+    if dnat_to is None:
+        return [[*match, "-j", "REDIRECT", "--to-ports", str(validate.port_number(port))]]
+    address, dport = dnat_to
+    address = validate.ipv4_address(address)
+    if ipaddress.IPv4Address(address).is_loopback:
+        raise InvalidIdentifier(f"cannot DNAT the metadata address to loopback {address}")
+    return [[*match, "-j", "DNAT", "--to-destination",
+             f"{address}:{validate.port_number(dport)}"]]
 
 
 def _line(chain: str, rule: Rule) -> str:

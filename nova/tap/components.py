@@ -18,6 +18,7 @@ from nova.api.ec2.cloud import CloudController
 from nova.api.ec2.handler import Ec2Handler
 from nova.api.ec2.resource import build_root
 from nova.api.http import bounded_request_factory
+from nova.api.metadata.service import metadata_services
 from nova.auth.credentials import Endpoints
 from nova.image.registrar import ImageRegistrar
 from nova.image.wiring import RegistrarService, image_registrar
@@ -90,7 +91,9 @@ def service(server: NovaServer, manager: Manager, topic: str | None) -> NovaServ
 async def api_components(server: NovaServer) -> list[IService]:
     """
     @return: nova-api: the image registrar (it works in this process), the
-        EC2 and admin API listener and its service record.
+        EC2 and admin API listener, its service record and the metadata
+        service (TCP for guests that reach it directly, the unix socket for
+        the network hosts' proxies).
     """
     config = server.config
     registrar = image_registrar(server)
@@ -98,7 +101,7 @@ async def api_components(server: NovaServer) -> list[IService]:
                                 api_site(server, registrar), name="nova-api (EC2)")
     return [RegistrarService(registrar),
             service(server, ApiManager(config.host, server.reactor, server.instances), "cloud"),
-            listener]
+            listener, *metadata_services(server)]
 
 
 

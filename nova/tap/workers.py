@@ -13,8 +13,11 @@ from twisted.logger import Logger
 from nova.compute.disks import DiskMaker
 from nova.compute.imagecache import ImageCache
 from nova.compute.manager import ComputeManager
+from nova.compute.networking import ComputeNetworking
 from nova.compute.rpcapi import TOPIC as COMPUTE_TOPIC, ComputeAPI
 from nova.config import ConfigError
+from nova.network.rpcapi import NetworkAPI
+from nova.network.security_rules import RuleResolver
 from nova.scheduler.manager import SchedulerManager
 from nova.scheduler.rpcapi import TOPIC as SCHEDULER_TOPIC
 from nova.server import NovaServer
@@ -102,12 +105,17 @@ async def compute_components(server: NovaServer) -> list[IService]:
     try:
         await hypervisor.open()
         runner = ProcessRunner(server.reactor)
+        networking = ComputeNetworking(
+            NetworkAPI(server.rpc), server.network_plumbing(config.compute.host_netns),
+            RuleResolver(server.security_groups, server.instances), server.networks,
+            server.fixed_ips, allow_project_traffic=config.network.allow_project_net_traffic)
         manager = ComputeManager(config.host, server.reactor, driver=hypervisor.driver,
                                  instances=server.instances, images=server.images,
                                  image_cache=cache, disks=DiskMaker(runner),
                                  instances_dir=config.instances_dir.absolute(),
                                  run_in_thread=server.run_in_thread,
-                                 kernel_cmdline=config.compute.kernel_cmdline)
+                                 kernel_cmdline=config.compute.kernel_cmdline,
+                                 networking=networking)
         await manager.init_host()
     except BaseException:
         await close()

@@ -60,17 +60,21 @@ class AllInOne:
     """
 
     def __init__(self, extra_config: str = "", host: str = "functional-test",
-                 compute: str = "driver = fake\n", tiny_image: bool = False) -> None:
+                 compute: str = "driver = fake\n", tiny_image: bool = False,
+                 network: str = "driver = fake\n") -> None:
         """
         @param extra_config: more INI text (whole sections).
         @param compute: the C{[compute]} section's settings (default: the fake
             driver, for the functional tests that run no real guest).
+        @param network: the C{[network]} section's settings (default: the
+            in-memory network host, no bridges or dnsmasq).
         @param tiny_image: build and register the tiny image on first start.
         """
         self.tiny_image = tiny_image
         self.base = Path(tempfile.mkdtemp(prefix="nova-func-"))
         self.state_dir = self.base / "state"
         self.ec2_port = free_port()
+        self.metadata_port = free_port()
         self.s3_port = free_port()
         self.redis_port = free_port()
         self.config_path = self.base / "nova.conf"
@@ -80,6 +84,7 @@ class AllInOne:
             f"host = {host}\n"
             "[api]\n"
             f"ec2_port = {self.ec2_port}\n"
+            f"metadata_port = {self.metadata_port}\n"
             "[objectstore]\n"
             f"port = {self.s3_port}\n"
             "[redis]\n"
@@ -90,6 +95,8 @@ class AllInOne:
             "report_interval = 2\n"
             "[compute]\n"
             + compute
+            + "[network]\n"
+            + network
             + extra_config
         )
         self.host = host

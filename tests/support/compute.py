@@ -11,11 +11,12 @@ import os
 from pathlib import Path
 from typing import Any
 
-from twisted.internet import task
+from twisted.internet import defer, task
 
 from nova.compute.disks import DiskMaker
 from nova.compute.imagecache import ImageCache
 from nova.compute.manager import ComputeManager
+from nova.compute.networking import ComputeNetworking
 from nova.compute.repository import InstanceRepository
 from nova.datastore.memory import MemoryDatastore
 from nova.datastore.records import Service
@@ -23,6 +24,13 @@ from nova.datastore.repositories import KeyPairRepository, ServiceRepository
 from nova.image import records as image_records
 from nova.image.records import Image, new_image_id
 from nova.image.repository import ImageRepository
+from nova.network.fake import FakeNetworkHost
+from nova.network.fixed_ips import FixedIpRepository
+from nova.network.floating_ips import FloatingIpRepository
+from nova.network.manager import NetworkManager
+from nova.network.networks import NetworkRepository
+from nova.network.security_groups import SecurityGroupRepository
+from nova.network.security_rules import RuleResolver
 from nova.utils.process.fake import FakeProcessRunner
 from nova.virt.fake import FakeDriver
 
@@ -53,6 +61,19 @@ class FakeStoreClient:
         self.closed = True
 
 
+class DirectNetworkAPI:
+    """L{NetworkAPI} straight into the world's network manager (no bus)."""
+
+    def __init__(self, world: "ComputeWorld") -> None:
+        self._world = world
+
+    async def allocate_for_instance(self, context: Any, instance_id: str) -> dict[str, Any]:
+        return await self._world.network_manager.allocate_for_instance(context, instance_id)
+
+    async def deallocate_for_instance(self, context: Any, instance_id: str) -> None:
+        await self._world.network_manager.deallocate_for_instance(context, instance_id)
+
+
 class ComputeWorld:
     """
     Everything a compute manager needs, in memory, rooted in C{base_dir}.
@@ -79,7 +100,26 @@ class ComputeWorld:
             host, self.clock, driver=self.driver, instances=self.instances,
             images=self.images, image_cache=self.cache, disks=DiskMaker(self.runner),
             instances_dir=self.dir, run_in_thread=run_now,
-            kernel_cmdline="console=ttyS0")
+            kernel_cmdline="console=ttyS0", networking=self._networking(host))
+
+    def _networking(self, host: str) -> ComputeNetworking:
+        """One VLAN network per project from 10.1.0.0/20, served in memory."""
+        self.networks = NetworkRepository(self.store, self.clock)
+        self.fixed_ips = FixedIpRepository(self.store, self.clock)
+        self.floating_ips = FloatingIpRepository(self.store, self.clock)
+        self.security_groups = SecurityGroupRepository(self.store, self.clock)
+        self.network_host = FakeNetworkHost()
+        made = defer.Deferred.fromCoroutine(
+            self.networks.create_networks("10.1.0.0/20", 16, 256, 100))
+        assert made.called, "the in-memory datastore answers at once"
+        self.network_manager = NetworkManager(
+            host, self.clock, networks=self.networks, fixed_ips=self.fixed_ips,
+            floating_ips=self.floating_ips, instances=self.instances,
+            plumbing=self.network_host, network_api=DirectNetworkAPI(self),
+            kind="vlan", metadata_port=8775)
+        return ComputeNetworking(DirectNetworkAPI(self), self.network_host,
+                                 RuleResolver(self.security_groups, self.instances),
+                                 self.networks, self.fixed_ips, allow_project_traffic=True)
 
     async def _client(self) -> FakeStoreClient:
         return self.client

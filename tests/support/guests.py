@@ -18,8 +18,10 @@ MARKER = "NOVA-TINY-READY"
 LIBVIRT_CACHE = os.environ.get("NOVA_TEST_LIBVIRT_CACHE", "/var/tmp/nova-libvirt-cache")
 
 
-def e2e_cloud(keep_guests: bool = False) -> AllInOne:
+def e2e_cloud(keep_guests: bool = False, network: str = "") -> AllInOne:
     """
+    @param network: more C{[network]} settings (the network host is the
+        compute host's namespace; project networks are cut from 10.20.0.0/16).
     @param keep_guests: leave the guests running when the cloud stops (to
         restart it under them); the caller then calls L{remove_netns}.
     @return: an all-in-one (not started) whose compute host is a fresh network
@@ -30,6 +32,11 @@ def e2e_cloud(keep_guests: bool = False) -> AllInOne:
                               f"host_netns = {netns}\n"
                               f"stop_guests_on_exit = {'false' if keep_guests else 'true'}\n"
                               f"libvirt_cache_dir = {LIBVIRT_CACHE}\n"),
+                     network=("driver = linux\n"
+                              f"host_netns = {netns}\n"
+                              "fixed_range = 10.20.0.0/16\n"
+                              "num_networks = 16\n"
+                              "network_size = 256\n" + network),
                      tiny_image=True, host="e2e-" + netns[-8:])
     cloud.netns = netns  # type: ignore[attr-defined]
     return cloud

@@ -13,3 +13,6 @@ novaCompute = ServiceMaker("nova-compute", "nova.tap.compute",
 novaScheduler = ServiceMaker("nova-scheduler", "nova.tap.scheduler",
                              "nova scheduler: picks a host for each new instance",
                              "nova-scheduler")
+novaNetwork = ServiceMaker("nova-network", "nova.tap.network",
+                           "nova network controller: fixed and elastic IPs, VLAN networks, "
+                           "DHCP, NAT, metadata proxy", "nova-network")

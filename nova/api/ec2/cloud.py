@@ -8,12 +8,16 @@ from __future__ import annotations
 
 from typing import Any
 
+from nova.api.ec2.addresses import AddressController
 from nova.api.ec2.handler import Action
 from nova.api.ec2.images import ImageController
 from nova.api.ec2.instances import InstanceController
 from nova.api.ec2.keypairs import KeyPairController
+from nova.api.ec2.security_groups import SecurityGroupController
 from nova.api.ec2.zones import ZoneController
 from nova.compute.rpcapi import ComputeAPI
+from nova.compute.secgroup_refresh import SecurityGroupRefresher
+from nova.network.rpcapi import NetworkAPI
 from nova.scheduler.rpcapi import SchedulerAPI
 
 
@@ -31,7 +35,14 @@ class CloudController:
         self.images = ImageController(registrar)
         self.instances = InstanceController(server.instances, server.images, server.keypairs,
                                             SchedulerAPI(server.rpc), ComputeAPI(server.rpc),
-                                            server.reactor)
+                                            server.reactor, groups=server.security_groups)
+        self.addresses = AddressController(server.floating_ips, NetworkAPI(server.rpc))
+        # a rule change is applied by every live compute host before the
+        # action answers (and undone if one fails)
+        refresh = SecurityGroupRefresher(server.services, ComputeAPI(server.rpc),
+                                         config.service.service_down_time)
+        self.security_groups = SecurityGroupController(server.security_groups, refresh,
+                                                       server.reactor)
 
     def actions(self) -> dict[str, Action]:
         """@return: every EC2 action this cloud implements."""
@@ -44,4 +55,6 @@ class CloudController:
             "DeleteKeyPair": self.keypairs.delete_key_pair,
             **self.instances.actions(),
             **self.images.actions(),
+            **self.addresses.actions(),
+            **self.security_groups.actions(),
         }

@@ -19,6 +19,8 @@ from nova.api.ec2 import instance_view
 from nova.api.ec2.params import Params
 from nova.api.ec2.xmlrender import format_timestamp
 from nova.compute import instance_types, states
+from nova.network.security_group_records import DEFAULT_GROUP
+from nova.network.security_groups import SecurityGroupRepository
 from nova.compute.records import (Instance, Reservation, check_user_data, new_instance_id,
                                   new_mac_address, new_reservation_id)
 from nova.compute.repository import InstanceRepository, InvalidInstanceIDNotFound
@@ -65,13 +67,14 @@ class InstanceController:
 
     def __init__(self, instances: InstanceRepository, images: ImageRepository,
                  keypairs: KeyPairRepository, scheduler: SchedulerAPI, compute: ComputeAPI,
-                 clock: Any) -> None:
+                 clock: Any, groups: SecurityGroupRepository) -> None:
         self._instances = instances
         self._images = images
         self._keypairs = keypairs
         self._scheduler = scheduler
         self._compute = compute
         self._clock = clock
+        self._groups = groups
         self._views = instance_view.DescribeCache()
 
     # -- RunInstances ------------------------------------------------------------
@@ -106,7 +109,7 @@ class InstanceController:
             raise InvalidParameterValue("ClientToken must be 1 to 64 printable ASCII characters")
         zone, forced_host = parse_placement(params.get("Placement.AvailabilityZone"),
                                             context.is_admin)
-        groups = tuple(params.get_list("SecurityGroup")) or ("default",)
+        groups = await self._group_names(context, params)
         image = await self._launchable(context, params.require("ImageId"), MACHINE, "image")
         kernel_id = params.get("KernelId") or image.kernel_id
         ramdisk_id = params.get("RamdiskId") or image.ramdisk_id
@@ -129,12 +132,23 @@ class InstanceController:
                      mac_address=new_mac_address(), client_token=token,
                      created_at=now, updated_at=now)
             for index in range(max_count)]
-        stored = await self._instances.create_reservation(
-            Reservation(reservation_id=reservation_id, project_id=project,
-                        user_id=context.user_id or "",
-                        instance_ids=tuple(i.instance_id for i in records),
-                        security_groups=groups, client_token=token, created_at=now),
-            records, min_count=min_count)
+        # in the groups before the records exist: a group deleted meanwhile
+        # fails the launch instead of holding an instance it no longer knows
+        for record in records:
+            await self._groups.bind_instance(project, groups, record.instance_id,
+                                             user_id=context.user_id)
+        try:
+            stored = await self._instances.create_reservation(
+                Reservation(reservation_id=reservation_id, project_id=project,
+                            user_id=context.user_id or "",
+                            instance_ids=tuple(i.instance_id for i in records),
+                            security_groups=groups, client_token=token, created_at=now),
+                records, min_count=min_count)
+        except BaseException:
+            await self._unbind(project, groups, records)
+            raise
+        kept = {i.instance_id for i in stored.instances}
+        await self._unbind(project, groups, [r for r in records if r.instance_id not in kept])
         if stored.replayed:
             _check_same_launch(stored.instances, records[0])
         else:
@@ -142,6 +156,26 @@ class InstanceController:
                 await self._scheduler.run_instance(context, instance.instance_id, zone,
                                                    forced_host)
         return instance_view.reservation(list(stored.instances), context.is_admin)
+
+    async def _group_names(self, context: RequestContext, params: Params) -> tuple[str, ...]:
+        """@return: the launch's groups by name (SecurityGroup.N and SecurityGroupId.N)."""
+        project = context.project_id or ""
+        names = list(params.get_list("SecurityGroup"))
+        for group_id in params.get_list("SecurityGroupId"):
+            group = await self._groups.get(project, group_id=group_id)
+            if group.project_id != project:
+                raise InvalidParameterValue(f"The security group '{group_id}' belongs to "
+                                            "another project")
+            names.append(group.name)
+        names = list(dict.fromkeys(names)) or [DEFAULT_GROUP]
+        await self._groups.ensure_default(project, context.user_id or "")
+        await self._groups.get_by_names(project, names)
+        return tuple(names)
+
+    async def _unbind(self, project: str, groups: tuple[str, ...],
+                      records: list[Instance]) -> None:
+        for record in records:
+            await self._groups.unbind_instance(project, groups, record.instance_id)
 
     # -- DescribeInstances -------------------------------------------------------
 
