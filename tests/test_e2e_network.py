@@ -85,7 +85,7 @@ class Project:
     """A tenant with a key pair written to a private file, and its guests."""
 
     def __init__(self, test: unittest.TestCase, cloud: Any) -> None:
-        self.tenant = Tenant(cloud)
+        self.tenant = Tenant(cloud, role="netadmin")
         test.addCleanup(self.tenant.remove)
         self.ec2: Any = self.tenant.boto3()
         self.folder = Path(tempfile.mkdtemp(prefix="nova-e2e-key-"))

@@ -15,10 +15,10 @@ from tests.test_network_host import NET, HostFixture
 SSH = SecurityRule("tcp", 22, 22, "0.0.0.0/0")
 SAVED_FILTER = (
     b"*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n"
-    b":nova-FORWARD - [0:0]\n:nova-OUTPUT - [0:0]\n:nova-inst-i-00000001 - [0:0]\n"
-    b":nova-inst-i-00000002 - [0:0]\n:nova-inst-i-00000003 - [0:0]\n"
+    b":nova-FORWARD - [0:0]\n:nova-OUTPUT - [0:0]\n:nova-i-00000001 - [0:0]\n"
+    b":nova-i-00000002 - [0:0]\n:nova-i-00000003 - [0:0]\n"
     b"-A FORWARD -j nova-FORWARD\n-A OUTPUT -j nova-OUTPUT\n"
-    b"-A nova-FORWARD -j nova-inst-i-00000001\n-A nova-OUTPUT -j nova-inst-i-00000001\n"
+    b"-A nova-FORWARD -j nova-i-00000001\n-A nova-OUTPUT -j nova-i-00000001\n"
     b"COMMIT\n")
 
 
@@ -96,15 +96,15 @@ class InstanceFilterTests(HostFixture, unittest.TestCase):
                                          ":nova-OUTPUT - [0:0]"])
             self.assertEqual(len([x for x in lines if x.startswith("-A nova-FORWARD -j ")]), 20)
             self.assertEqual(len([x for x in lines if x.startswith("-A nova-OUTPUT -j ")]), 20)
-            self.assertEqual([x for x in lines if x.startswith("-A nova-inst-i-00000001 ")], [
-                "-A nova-inst-i-00000001 ! -d 10.0.5.4/32 -j RETURN",
-                "-A nova-inst-i-00000001 -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT",
-                "-A nova-inst-i-00000001 -s 10.0.5.1/32 -p udp --sport 67 --dport 68"
+            self.assertEqual([x for x in lines if x.startswith("-A nova-i-00000001 ")], [
+                "-A nova-i-00000001 ! -d 10.0.5.4/32 -j RETURN",
+                "-A nova-i-00000001 -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT",
+                "-A nova-i-00000001 -s 10.0.5.1/32 -p udp --sport 67 --dport 68"
                 " -j ACCEPT",
-                "-A nova-inst-i-00000001 -s 0.0.0.0/0 -p tcp --dport 22:22 -j ACCEPT",
-                "-A nova-inst-i-00000001 -s 10.0.5.1/32 -j DROP",
-                "-A nova-inst-i-00000001 -s 10.0.5.0/24 -j ACCEPT",
-                "-A nova-inst-i-00000001 -j DROP"])
+                "-A nova-i-00000001 -s 0.0.0.0/0 -p tcp --dport 22:22 -j ACCEPT",
+                "-A nova-i-00000001 -s 10.0.5.1/32 -j DROP",
+                "-A nova-i-00000001 -s 10.0.5.0/24 -j ACCEPT",
+                "-A nova-i-00000001 -j DROP"])
             self.assertEqual(lines[-1], "COMMIT")
         return self._go(go())
 
@@ -115,21 +115,21 @@ class InstanceFilterTests(HostFixture, unittest.TestCase):
                 {"i-00000004": InstanceFilter("10.0.5.9")}, remove=["i-00000002", "i-0000000f"])
             self.assertEqual(self.restores()[0].splitlines(), [
                 "*filter", ":nova-FORWARD - [0:0]", ":nova-OUTPUT - [0:0]",
-                ":nova-inst-i-00000002 - [0:0]", ":nova-inst-i-00000004 - [0:0]",
-                "-A nova-inst-i-00000004 ! -d 10.0.5.9/32 -j RETURN",
-                "-A nova-inst-i-00000004 -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT",
-                "-A nova-inst-i-00000004 -j DROP",
-                "-A nova-FORWARD -j nova-inst-i-00000001", "-A nova-OUTPUT -j nova-inst-i-00000001",
-                "-A nova-FORWARD -j nova-inst-i-00000003", "-A nova-OUTPUT -j nova-inst-i-00000003",
-                "-A nova-FORWARD -j nova-inst-i-00000004", "-A nova-OUTPUT -j nova-inst-i-00000004",
-                "-X nova-inst-i-00000002", "COMMIT"])
+                ":nova-i-00000002 - [0:0]", ":nova-i-00000004 - [0:0]",
+                "-A nova-i-00000004 ! -d 10.0.5.9/32 -j RETURN",
+                "-A nova-i-00000004 -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT",
+                "-A nova-i-00000004 -j DROP",
+                "-A nova-FORWARD -j nova-i-00000001", "-A nova-OUTPUT -j nova-i-00000001",
+                "-A nova-FORWARD -j nova-i-00000003", "-A nova-OUTPUT -j nova-i-00000003",
+                "-A nova-FORWARD -j nova-i-00000004", "-A nova-OUTPUT -j nova-i-00000004",
+                "-X nova-i-00000002", "COMMIT"])
             await self.host.apply_instance_filters(
                 {"i-00000001": InstanceFilter("10.0.5.4")}, exclusive=True)
             lines = self.restores()[1].splitlines()
             self.assertEqual([x for x in lines if x.startswith("-X")],
-                             ["-X nova-inst-i-00000002", "-X nova-inst-i-00000003"])
+                             ["-X nova-i-00000002", "-X nova-i-00000003"])
             self.assertEqual([x for x in lines if x.startswith("-A nova-FORWARD")],
-                             ["-A nova-FORWARD -j nova-inst-i-00000001"])
+                             ["-A nova-FORWARD -j nova-i-00000001"])
             self.assertEqual(await self.host.instance_filters(),
                              ["i-00000001", "i-00000002", "i-00000003"])  # the canned save
         return self._go(go())
@@ -154,13 +154,13 @@ class InstanceFilterTests(HostFixture, unittest.TestCase):
         async def go() -> None:
             await self.host.ensure_instance_filter("i-0000000a", "10.0.5.4", [SSH],
                                                    dhcp_server="10.0.5.1")
-            self.assertIn("-A nova-OUTPUT -j nova-inst-i-0000000a", self.restores()[0])
+            self.assertIn("-A nova-OUTPUT -j nova-i-0000000a", self.restores()[0])
             self.runner.add_result(["iptables-save", "-t", "filter"], stdout=(
                 b"*filter\n:nova-FORWARD - [0:0]\n:nova-OUTPUT - [0:0]\n"
-                b":nova-inst-i-0000000a - [0:0]\n-A FORWARD -j nova-FORWARD\n"
+                b":nova-i-0000000a - [0:0]\n-A FORWARD -j nova-FORWARD\n"
                 b"-A OUTPUT -j nova-OUTPUT\nCOMMIT\n"))
             await self.host.remove_instance_filter("i-0000000a")
-            self.assertIn("-X nova-inst-i-0000000a", self.restores()[1])
+            self.assertIn("-X nova-i-0000000a", self.restores()[1])
         return self._go(go())
 
     def test_bad_input_changes_nothing(self):
@@ -171,5 +171,5 @@ class InstanceFilterTests(HostFixture, unittest.TestCase):
                 with self.assertRaises(InvalidIdentifier):
                     await self.host.apply_instance_filters(filters, remove=remove)
             self.assertEqual(self.runner.calls, [])
-            self.assertEqual(ipt.instance_chain("i-00000001"), "nova-inst-i-00000001")
+            self.assertEqual(ipt.instance_chain("i-00000001"), "nova-i-00000001")
         return self._go(go())

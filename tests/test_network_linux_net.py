@@ -15,7 +15,7 @@ class NamesTests(unittest.TestCase):
     def test_names(self) -> None:
         self.assertEqual((ln.bridge_name(100), ln.vxlan_name(4094), ln.vlan_interface_name(7)),
                          ("novabr100", "novavx4094", "novavl7"))
-        self.assertEqual(ln.tap_name("i-0000abcd"), "novatap0000abcd")
+        self.assertEqual(ln.tap_name("i-0000abcd"), "novat0000abcd")
         self.assertEqual([ln.vlan_from_name(n) for n in ("novabr100", "novavx5", "eth0",
                                                          "novabr0", "novabr9999")],
                          [100, 5, None, None, None])
@@ -79,8 +79,8 @@ class LinkCommandTests(unittest.TestCase):
                          ["ip", "addr", "replace", "10.0.5.1/24", "dev", "novabr100"])
         self.assertEqual(ln.address_delete("1.2.3.4/32", "eth0"),
                          ["ip", "addr", "del", "1.2.3.4/32", "dev", "eth0"])
-        self.assertEqual(ln.tap_add("novatap0000abcd"),
-                         ["ip", "tuntap", "add", "dev", "novatap0000abcd", "mode", "tap"])
+        self.assertEqual(ln.tap_add("novat0000abcd"),
+                         ["ip", "tuntap", "add", "dev", "novat0000abcd", "mode", "tap"])
 
     def test_sysctl(self) -> None:
         self.assertEqual(ln.sysctl_write({"net.ipv4.ip_forward": 1,
@@ -109,7 +109,7 @@ class LinkCommandTests(unittest.TestCase):
             lambda: ln.vxlan_add(5, group="239.1.1.1"),
             lambda: ln.vxlan_add(5, remote="192.0.2.1", group="239.1.1.1", dev="e"),
             lambda: ln.vxlan_add(5, port=0), lambda: ln.vlan_add(5, "eth0 type"),
-            lambda: ln.tap_add("vnet0"), lambda: ln.tap_add("novatap-x y"),
+            lambda: ln.tap_add("vnet0"), lambda: ln.tap_add("novat-x y"),
             lambda: ln.bridge_add(100), lambda: ln.bridge_add("br0 type"),
             lambda: ln.sysctl_write({}), lambda: ln.sysctl_write({"net.ipv4 x": 1}),
             lambda: ln.sysctl_write({"-a": 1}), lambda: ln.sysctl_write({"net.a": "1 x"}),
@@ -225,16 +225,16 @@ class IptablesTests(unittest.TestCase):
         text = ipt.restore_input("filter", None, write={ipt.instance_chain("i-0000000a"): rules})
         self.assertEqual(text.splitlines(), [
             "*filter", ":nova-FORWARD - [0:0]", ":nova-OUTPUT - [0:0]",
-            ":nova-inst-i-0000000a - [0:0]",
+            ":nova-i-0000000a - [0:0]",
             "-I FORWARD 1 -j nova-FORWARD", "-I OUTPUT 1 -j nova-OUTPUT",
-            "-A nova-inst-i-0000000a ! -d 10.0.5.4/32 -j RETURN",
-            "-A nova-inst-i-0000000a -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT",
-            "-A nova-inst-i-0000000a -s 10.0.5.1/32 -p udp --sport 67 --dport 68 -j ACCEPT",
-            "-A nova-inst-i-0000000a -s 0.0.0.0/0 -p tcp --dport 22:22 -j ACCEPT",
-            "-A nova-inst-i-0000000a -s 10.0.0.0/8 -p icmp -j ACCEPT",
-            "-A nova-inst-i-0000000a -s 10.0.0.0/8 -p icmp --icmp-type 8 -j ACCEPT",
-            "-A nova-inst-i-0000000a -j DROP",
-            "-A nova-FORWARD -j nova-inst-i-0000000a", "-A nova-OUTPUT -j nova-inst-i-0000000a",
+            "-A nova-i-0000000a ! -d 10.0.5.4/32 -j RETURN",
+            "-A nova-i-0000000a -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT",
+            "-A nova-i-0000000a -s 10.0.5.1/32 -p udp --sport 67 --dport 68 -j ACCEPT",
+            "-A nova-i-0000000a -s 0.0.0.0/0 -p tcp --dport 22:22 -j ACCEPT",
+            "-A nova-i-0000000a -s 10.0.0.0/8 -p icmp -j ACCEPT",
+            "-A nova-i-0000000a -s 10.0.0.0/8 -p icmp --icmp-type 8 -j ACCEPT",
+            "-A nova-i-0000000a -j DROP",
+            "-A nova-FORWARD -j nova-i-0000000a", "-A nova-OUTPUT -j nova-i-0000000a",
             "COMMIT"])
 
     def test_instance_filter_project_traffic(self) -> None:
@@ -264,22 +264,22 @@ class IptablesTests(unittest.TestCase):
     def test_filter_chains_replaced_and_removed(self) -> None:
         saved = ipt.parse_save(
             "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n"
-            ":nova-FORWARD - [0:0]\n:nova-OUTPUT - [0:0]\n:nova-inst-i-0000000a - [0:0]\n"
-            ":nova-inst-i-0000000b - [0:0]\n-A FORWARD -j nova-FORWARD\n"
-            "-A OUTPUT -j nova-OUTPUT\n-A nova-FORWARD -j nova-inst-i-0000000a\n"
-            "-A nova-FORWARD -j nova-inst-i-0000000b\nCOMMIT\n")["filter"]
+            ":nova-FORWARD - [0:0]\n:nova-OUTPUT - [0:0]\n:nova-i-0000000a - [0:0]\n"
+            ":nova-i-0000000b - [0:0]\n-A FORWARD -j nova-FORWARD\n"
+            "-A OUTPUT -j nova-OUTPUT\n-A nova-FORWARD -j nova-i-0000000a\n"
+            "-A nova-FORWARD -j nova-i-0000000b\nCOMMIT\n")["filter"]
         chain_a = ipt.instance_chain("i-0000000a")
         text = ipt.restore_input("filter", saved, write={
             chain_a: ipt.InstanceFilter("10.0.5.4").chain_rules()},
             delete=[ipt.instance_chain("i-0000000b")])
         self.assertEqual(text.splitlines(), [
             "*filter", ":nova-FORWARD - [0:0]", ":nova-OUTPUT - [0:0]",
-            ":nova-inst-i-0000000a - [0:0]", ":nova-inst-i-0000000b - [0:0]",
-            "-A nova-inst-i-0000000a ! -d 10.0.5.4/32 -j RETURN",
-            "-A nova-inst-i-0000000a -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT",
-            "-A nova-inst-i-0000000a -j DROP",
-            "-A nova-FORWARD -j nova-inst-i-0000000a", "-A nova-OUTPUT -j nova-inst-i-0000000a",
-            "-X nova-inst-i-0000000b", "COMMIT"])
+            ":nova-i-0000000a - [0:0]", ":nova-i-0000000b - [0:0]",
+            "-A nova-i-0000000a ! -d 10.0.5.4/32 -j RETURN",
+            "-A nova-i-0000000a -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT",
+            "-A nova-i-0000000a -j DROP",
+            "-A nova-FORWARD -j nova-i-0000000a", "-A nova-OUTPUT -j nova-i-0000000a",
+            "-X nova-i-0000000b", "COMMIT"])
 
     def test_metadata_redirect(self) -> None:
         self.assertEqual(ipt.metadata_redirect_rules(8775), [
@@ -333,3 +333,15 @@ class IptablesTests(unittest.TestCase):
         self.assertEqual(ipt.iptables_restore(), ["iptables-restore", "--noflush"])
         self.assertEqual(ipt.network_snat_rules("10.0.5.0/24", source_ip="192.0.2.1")[2],
                          ["-s", "10.0.5.0/24", "-j", "SNAT", "--to-source", "192.0.2.1"])
+
+
+class LongInstanceIdTests(unittest.TestCase):
+    """Instance ids have 17 hex digits: names must stay within the kernel's limits."""
+
+    def test_names_fit(self) -> None:
+        instance_id = "i-2acccf5c572bf8493"
+        self.assertEqual(ln.tap_name(instance_id), "novatc572bf8493")
+        self.assertLessEqual(len(ln.tap_name(instance_id)), 15)
+        chain = ipt.instance_chain(instance_id)
+        self.assertEqual(chain, "nova-i-2acccf5c572bf8493")
+        self.assertLessEqual(len(chain), 28)  # iptables' chain name limit

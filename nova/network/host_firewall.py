@@ -19,7 +19,7 @@ from nova.utils.validate import InvalidIdentifier
 
 __all__ = ["FirewallMixin"]
 
-_INSTANCE_PREFIX = "nova-inst-"
+_INSTANCE_PREFIX = "nova-i-"
 
 
 class FirewallMixin:
@@ -119,7 +119,7 @@ class FirewallMixin:
                                      remove: Iterable[str] = (),
                                      exclusive: bool = False) -> None:
         """
-        (Re)write the filter chains C{nova-inst-<id>} of any number of
+        (Re)write the filter chains C{nova-<instance id>} of any number of
         instances and remove others, in one C{iptables-restore}.
 
         Each chain is reached from C{nova-FORWARD} (traffic routed or
@@ -150,7 +150,8 @@ class FirewallMixin:
         """@return: the instance ids that have a filter chain on this host."""
         table = await self._locked(self._saved, "filter")
         names = table.chains if table is not None else ()
-        return sorted(name[len(_INSTANCE_PREFIX):] for name in names
+        # the chain is "nova-" and the instance id
+        return sorted(name[len("nova-"):] for name in names
                       if name.startswith(_INSTANCE_PREFIX))
 
     async def ensure_instance_filter(self, instance_id: str, fixed_ip: str,

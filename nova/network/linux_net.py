@@ -15,7 +15,7 @@ made, and all fit the kernel's 15 characters):
       network's bridge is configured: C{novaflat} by default);
     - C{novavx<vlan>}: its VXLAN interface (VNI = the VLAN id);
     - C{novavl<vlan>}: its 802.1Q VLAN interface, where the kernel has 8021q;
-    - C{novatap<8 hex>}: a tap made for an instance (libvirt usually makes its own).
+    - C{novat<last 10 hex of the id>}: a tap made for an instance (libvirt usually makes its own).
 
 The iptables side lives in L{nova.network.linux_net_iptables}.
 """
@@ -64,12 +64,12 @@ __all__ = [
 BRIDGE_PREFIX = "novabr"
 VXLAN_PREFIX = "novavx"
 VLAN_PREFIX = "novavl"
-TAP_PREFIX = "novatap"
+TAP_PREFIX = "novat"
 
 #: The IANA VXLAN port (the kernel's own default is the pre-standard 8472).
 VXLAN_PORT = 4789
 
-_EC2_INSTANCE_ID = re.compile(r"i-([0-9a-f]{8})")
+_EC2_INSTANCE_ID = re.compile(r"i-([0-9a-f]{8}|[0-9a-f]{17})")
 _NOVA_LINK = re.compile(r"nova(?:br|vx|vl)([1-9][0-9]{0,3})")
 
 
@@ -185,14 +185,15 @@ def tap_name(instance_id: str) -> str:
     """
     The tap nova makes for an instance when libvirt does not.
 
-    @param instance_id: an EC2 instance id, C{i-} and 8 hex digits.
-    @return: C{novatap} and the 8 hex digits (15 characters).
+    @param instance_id: an EC2 instance id, C{i-} and 8 or 17 hex digits.
+    @return: C{novat} and the id's last (up to) 10 hex digits (at most 15
+        characters, Linux's limit).
     @raise InvalidIdentifier: for any other id.
     """
     match = _EC2_INSTANCE_ID.fullmatch(instance_id) if isinstance(instance_id, str) else None
     if match is None:
-        raise InvalidIdentifier(f"invalid instance id {instance_id!r}: expected i-<8 hex>")
-    return validate.interface_name(TAP_PREFIX + match.group(1))
+        raise InvalidIdentifier(f"invalid instance id {instance_id!r}: expected i-<8 or 17 hex>")
+    return validate.interface_name(TAP_PREFIX + match.group(1)[-10:])
 
 
 def vlan_from_name(name: str) -> int | None:

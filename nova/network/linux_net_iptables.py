@@ -10,7 +10,7 @@ nova writes only chains of its own, all named C{nova-*}:
     - object chains, one per thing: C{nova-metadata} (169.254.169.254:80
       redirected to the metadata service), C{nova-snat-<bridge>} (a
       network's outbound NAT), C{nova-fdnat-<ip>} and C{nova-fsnat-<ip>} (a
-      floating IP), C{nova-inst-<ec2 id>} (an instance's security-group
+      floating IP), C{nova-<ec2 instance id>} (C{nova-i-...}) (an instance's security-group
       filter, reached from C{FORWARD} for routed and bridged traffic and
       from C{OUTPUT} for traffic the host itself sends to the guest).
 
@@ -74,7 +74,7 @@ _JUMPS: dict[str, list[tuple[str, tuple[str, ...]]]] = {
             ("nova-fdnat-", ("nova-PREROUTING", "nova-OUTPUT")),
             ("nova-fsnat-", ("nova-POSTROUTING",)),
             ("nova-snat-", ("nova-POSTROUTING",))],
-    "filter": [("nova-inst-", ("nova-FORWARD", "nova-OUTPUT"))],
+    "filter": [("nova-i-", ("nova-FORWARD", "nova-OUTPUT"))],
 }
 
 # Every token of a rule must look like an option, a name, an address or a
@@ -169,9 +169,9 @@ def floating_chains(floating_ip: str) -> tuple[str, str]:
 
 
 def instance_chain(instance_id: str) -> str:
-    """@return: C{nova-inst-<ec2 id>}, the instance's filter chain."""
+    """@return: C{nova-<ec2 instance id>} (C{nova-i-...}), the instance's filter chain."""
     tap_name(instance_id)  # the same validation: i- and 8 hex digits
-    return _chain(f"nova-inst-{instance_id}")
+    return _chain(f"nova-{instance_id}")
 
 
 def network_snat_rules(cidr: str, *, source_ip: str | None = None,

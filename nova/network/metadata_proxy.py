@@ -100,6 +100,13 @@ class _BoundedBody(protocol.Protocol):
             self.done.errback(reason)
 
 
+def _quiet_pool(reactor: Any) -> HTTPConnectionPool:
+    """A pool whose client factories do not log starting and stopping per request."""
+    pool = HTTPConnectionPool(reactor, persistent=False)
+    pool._factory.noisy = False
+    return pool
+
+
 class MetadataProxy(resource.Resource):
     """
     Forwards GET and HEAD to nova-api's metadata socket with
@@ -121,7 +128,7 @@ class MetadataProxy(resource.Resource):
         """
         super().__init__()
         self._agent = Agent.usingEndpointFactory(
-            reactor, _Upstream(upstream), pool=HTTPConnectionPool(reactor, persistent=False))
+            reactor, _Upstream(upstream), pool=_quiet_pool(reactor))
         self._clock = clock if clock is not None else reactor
         self._timeout = timeout
         self._max_response = max_response

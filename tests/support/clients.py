@@ -51,6 +51,10 @@ class Tenant:
         self.secret = keys["EC2_SECRET_KEY"]
         self.access = f"{self.access_key}:{self.project}"
         cloud.nova_manage("project", "create", self.project, self.user, "a test project")
+        if role is not None:
+            # 2010 nova's rule: a role counts when held globally and in the project
+            cloud.nova_manage("role", "add", self.user, role)
+            cloud.nova_manage("role", "add", self.user, role, self.project)
 
     def boto3(self) -> object:
         return boto3_ec2(self.cloud.ec2_url, self.access, self.secret)
