@@ -70,7 +70,7 @@ class SpawnTests(ManagerTestCase):
             console_log=str(self.world.dir / iid / "console.log"),
             kernel=spec.kernel, initrd=spec.initrd, cmdline="console=ttyS0",
             disk=str(self.world.dir / iid / "disk"), mac=instance.mac_address,
-            bridge="novabr100"))
+            bridge="novabr100", target_dev="novat" + iid[-10:]))
         self.assertTrue(spec.kernel.startswith(str(base)))
         with open(spec.kernel, "rb") as f:
             self.assertEqual(f.read(), b"kernel")

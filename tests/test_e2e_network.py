@@ -179,6 +179,22 @@ class NetworkTests(unittest.TestCase):
                 address, "wget -q -O - http://169.254.169.254/latest/meta-data/local-ipv4")
             self.assertEqual(local, address)
 
+        # the second guest stops (its address stays allocated, its metadata
+        # served); the first takes its address and asks as the second: the
+        # host drops what the first's tap sends with another source address
+        project.ec2.stop_instances(InstanceIds=[second])
+        wait_state(project.ec2, second, "stopped")
+        gateway = addresses[second].rsplit(".", 1)[0] + ".1"
+        spoof = project.ssh(addresses[first], (
+            f"ip addr add {addresses[second]}/32 dev eth0 && "
+            f"ip route replace 169.254.169.254 via {gateway} dev eth0 src {addresses[second]} "
+            f"&& arping -U -c 2 -I eth0 -s {addresses[second]} {addresses[second]} >/dev/null "
+            "; timeout 15 wget -q -O - http://169.254.169.254/latest/meta-data/instance-id; "
+            "echo END"), timeout=10)
+        self.assertEqual(spoof.returncode, 0, spoof.stderr)
+        self.assertNotIn(second, spoof.stdout)
+        self.assertTrue(spoof.stdout.strip().endswith("END"), spoof.stdout)
+
     def test_projects_are_isolated(self) -> None:
         """Two guests of one project reach each other; a guest of another reaches neither."""
         alpha, beta = Project(self, self.cloud), Project(self, self.cloud)

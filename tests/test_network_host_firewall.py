@@ -15,10 +15,12 @@ from tests.test_network_host import NET, HostFixture
 SSH = SecurityRule("tcp", 22, 22, "0.0.0.0/0")
 SAVED_FILTER = (
     b"*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n"
-    b":nova-FORWARD - [0:0]\n:nova-OUTPUT - [0:0]\n:nova-i-00000001 - [0:0]\n"
+    b":nova-INPUT - [0:0]\n:nova-FORWARD - [0:0]\n:nova-OUTPUT - [0:0]\n"
+    b":nova-i-00000001 - [0:0]\n"
     b":nova-i-00000002 - [0:0]\n:nova-i-00000003 - [0:0]\n"
-    b"-A FORWARD -j nova-FORWARD\n-A OUTPUT -j nova-OUTPUT\n"
-    b"-A nova-FORWARD -j nova-i-00000001\n-A nova-OUTPUT -j nova-i-00000001\n"
+    b"-A INPUT -j nova-INPUT\n-A FORWARD -j nova-FORWARD\n-A OUTPUT -j nova-OUTPUT\n"
+    b"-A nova-INPUT -j nova-i-00000001\n-A nova-FORWARD -j nova-i-00000001\n"
+    b"-A nova-OUTPUT -j nova-i-00000001\n"
     b"COMMIT\n")
 
 
@@ -92,8 +94,9 @@ class InstanceFilterTests(HostFixture, unittest.TestCase):
             self.assertEqual(self.runner.commands(), [
                 ("iptables-save", "-t", "filter"), ("iptables-restore", "--noflush")])
             lines = self.restores()[0].splitlines()
-            self.assertEqual(lines[:3], ["*filter", ":nova-FORWARD - [0:0]",
-                                         ":nova-OUTPUT - [0:0]"])
+            self.assertEqual(lines[:4], ["*filter", ":nova-INPUT - [0:0]",
+                                         ":nova-FORWARD - [0:0]", ":nova-OUTPUT - [0:0]"])
+            self.assertEqual(len([x for x in lines if x.startswith("-A nova-INPUT -j ")]), 20)
             self.assertEqual(len([x for x in lines if x.startswith("-A nova-FORWARD -j ")]), 20)
             self.assertEqual(len([x for x in lines if x.startswith("-A nova-OUTPUT -j ")]), 20)
             self.assertEqual([x for x in lines if x.startswith("-A nova-i-00000001 ")], [
@@ -114,14 +117,17 @@ class InstanceFilterTests(HostFixture, unittest.TestCase):
             await self.host.apply_instance_filters(
                 {"i-00000004": InstanceFilter("10.0.5.9")}, remove=["i-00000002", "i-0000000f"])
             self.assertEqual(self.restores()[0].splitlines(), [
-                "*filter", ":nova-FORWARD - [0:0]", ":nova-OUTPUT - [0:0]",
-                ":nova-i-00000002 - [0:0]", ":nova-i-00000004 - [0:0]",
+                "*filter", ":nova-INPUT - [0:0]", ":nova-FORWARD - [0:0]",
+                ":nova-OUTPUT - [0:0]", ":nova-i-00000002 - [0:0]", ":nova-i-00000004 - [0:0]",
                 "-A nova-i-00000004 ! -d 10.0.5.9/32 -j RETURN",
                 "-A nova-i-00000004 -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT",
                 "-A nova-i-00000004 -j DROP",
-                "-A nova-FORWARD -j nova-i-00000001", "-A nova-OUTPUT -j nova-i-00000001",
-                "-A nova-FORWARD -j nova-i-00000003", "-A nova-OUTPUT -j nova-i-00000003",
-                "-A nova-FORWARD -j nova-i-00000004", "-A nova-OUTPUT -j nova-i-00000004",
+                "-A nova-INPUT -j nova-i-00000001", "-A nova-FORWARD -j nova-i-00000001",
+                "-A nova-OUTPUT -j nova-i-00000001",
+                "-A nova-INPUT -j nova-i-00000003", "-A nova-FORWARD -j nova-i-00000003",
+                "-A nova-OUTPUT -j nova-i-00000003",
+                "-A nova-INPUT -j nova-i-00000004", "-A nova-FORWARD -j nova-i-00000004",
+                "-A nova-OUTPUT -j nova-i-00000004",
                 "-X nova-i-00000002", "COMMIT"])
             await self.host.apply_instance_filters(
                 {"i-00000001": InstanceFilter("10.0.5.4")}, exclusive=True)
@@ -139,9 +145,11 @@ class InstanceFilterTests(HostFixture, unittest.TestCase):
             self.runner.add_result(["iptables-save", "-t", "filter"], stdout=SAVED_FILTER)
             await self.host.apply_instance_filters({}, exclusive=True)
             lines = self.restores()[0].splitlines()
+            self.assertIn("-D INPUT -j nova-INPUT", lines)
             self.assertIn("-D FORWARD -j nova-FORWARD", lines)
             self.assertIn("-D OUTPUT -j nova-OUTPUT", lines)
-            self.assertEqual(lines[-3:], ["-X nova-FORWARD", "-X nova-OUTPUT", "COMMIT"])
+            self.assertEqual(lines[-4:], ["-X nova-INPUT", "-X nova-FORWARD", "-X nova-OUTPUT",
+                                          "COMMIT"])
         return self._go(go())
 
     def test_nothing_to_do_runs_no_restore(self):

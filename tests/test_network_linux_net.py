@@ -224,8 +224,8 @@ class IptablesTests(unittest.TestCase):
             ipt.SecurityRule("icmp", 8, -1, "10.0.0.0/8")], dhcp_server="10.0.5.1")
         text = ipt.restore_input("filter", None, write={ipt.instance_chain("i-0000000a"): rules})
         self.assertEqual(text.splitlines(), [
-            "*filter", ":nova-FORWARD - [0:0]", ":nova-OUTPUT - [0:0]",
-            ":nova-i-0000000a - [0:0]",
+            "*filter", ":nova-INPUT - [0:0]", ":nova-FORWARD - [0:0]", ":nova-OUTPUT - [0:0]",
+            ":nova-i-0000000a - [0:0]", "-I INPUT 1 -j nova-INPUT",
             "-I FORWARD 1 -j nova-FORWARD", "-I OUTPUT 1 -j nova-OUTPUT",
             "-A nova-i-0000000a ! -d 10.0.5.4/32 -j RETURN",
             "-A nova-i-0000000a -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT",
@@ -234,8 +234,8 @@ class IptablesTests(unittest.TestCase):
             "-A nova-i-0000000a -s 10.0.0.0/8 -p icmp -j ACCEPT",
             "-A nova-i-0000000a -s 10.0.0.0/8 -p icmp --icmp-type 8 -j ACCEPT",
             "-A nova-i-0000000a -j DROP",
-            "-A nova-FORWARD -j nova-i-0000000a", "-A nova-OUTPUT -j nova-i-0000000a",
-            "COMMIT"])
+            "-A nova-INPUT -j nova-i-0000000a", "-A nova-FORWARD -j nova-i-0000000a",
+            "-A nova-OUTPUT -j nova-i-0000000a", "COMMIT"])
 
     def test_instance_filter_project_traffic(self) -> None:
         spec = ipt.InstanceFilter("10.0.5.4", [ipt.SecurityRule("tcp", 22, 22, "0.0.0.0/0")],
@@ -273,11 +273,12 @@ class IptablesTests(unittest.TestCase):
             chain_a: ipt.InstanceFilter("10.0.5.4").chain_rules()},
             delete=[ipt.instance_chain("i-0000000b")])
         self.assertEqual(text.splitlines(), [
-            "*filter", ":nova-FORWARD - [0:0]", ":nova-OUTPUT - [0:0]",
-            ":nova-i-0000000a - [0:0]", ":nova-i-0000000b - [0:0]",
+            # a host set up before nova-INPUT existed gets its hook now
+            "*filter", ":nova-INPUT - [0:0]", ":nova-FORWARD - [0:0]", ":nova-OUTPUT - [0:0]",
+            ":nova-i-0000000a - [0:0]", ":nova-i-0000000b - [0:0]", "-I INPUT 1 -j nova-INPUT",
             "-A nova-i-0000000a ! -d 10.0.5.4/32 -j RETURN",
             "-A nova-i-0000000a -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT",
-            "-A nova-i-0000000a -j DROP",
+            "-A nova-i-0000000a -j DROP", "-A nova-INPUT -j nova-i-0000000a",
             "-A nova-FORWARD -j nova-i-0000000a", "-A nova-OUTPUT -j nova-i-0000000a",
             "-X nova-i-0000000b", "COMMIT"])
 
@@ -345,3 +346,24 @@ class LongInstanceIdTests(unittest.TestCase):
         chain = ipt.instance_chain(instance_id)
         self.assertEqual(chain, "nova-i-2acccf5c572bf8493")
         self.assertLessEqual(len(chain), 28)  # iptables' chain name limit
+
+
+class AntiSpoofingTests(unittest.TestCase):
+    """What comes from an instance's tap must carry its address."""
+
+    def test_rules_come_first(self) -> None:
+        rules = ipt.instance_filter_rules("10.0.5.4", [], tap="novatc572bf8493")
+        self.assertEqual(rules[:3], [
+            ["-m", "physdev", "--physdev-in", "novatc572bf8493", "-s", "0.0.0.0/32",
+             "-p", "udp", "--sport", "68", "--dport", "67", "-j", "RETURN"],
+            ["!", "-s", "10.0.5.4/32", "-m", "physdev", "--physdev-in", "novatc572bf8493",
+             "-j", "DROP"],
+            ["!", "-d", "10.0.5.4/32", "-j", "RETURN"]])
+
+    def test_no_tap_no_check(self) -> None:
+        rules = ipt.instance_filter_rules("10.0.5.4", [])
+        self.assertEqual(rules[0], ["!", "-d", "10.0.5.4/32", "-j", "RETURN"])
+
+    def test_tap_validated(self) -> None:
+        self.assertRaises(InvalidIdentifier, ipt.anti_spoofing_rules, "10.0.5.4", "tap x")
+        self.assertRaises(InvalidIdentifier, ipt.InstanceFilter, "10.0.5.4", tap="a;b")

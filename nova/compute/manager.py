@@ -36,6 +36,7 @@ from nova.context import RequestContext
 from nova.exception import ClientError
 from nova.image.records import Image
 from nova.image.repository import ImageRepository
+from nova.network.linux_net import tap_name
 from nova.rpc.dispatcher import expose
 from nova.service import Manager, PeriodicTask
 from nova.virt import power_state
@@ -202,7 +203,8 @@ class ComputeManager(Manager):
             try:
                 spec = await self._prepare(instance)
                 nic = await self._networking.plug(context, instance)
-                spec = attr.evolve(spec, mac=nic.mac, bridge=nic.bridge)
+                spec = attr.evolve(spec, mac=nic.mac, bridge=nic.bridge,
+                                   target_dev=tap_name(instance_id))
                 prepared = self._clock.seconds()
                 await self._driver.spawn(spec)
             except Exception as e:

@@ -17,7 +17,7 @@ from nova.context import RequestContext
 from nova.exception import NovaError
 from nova.network.fixed_ips import FixedIpRepository
 from nova.network.host import InstanceFilter
-from nova.network.linux_net import NetworkSpec
+from nova.network.linux_net import NetworkSpec, tap_name
 from nova.network.manager import NetworkInfo
 from nova.network.networks import NetworkRepository
 
@@ -50,7 +50,9 @@ class ComputeNetworking:
         host and write its filter chain (default deny plus its groups'
         rules) before the guest exists.
 
-        @return: the MAC and bridge for the guest's NIC, with its address.
+        @return: the MAC and bridge for the guest's NIC, with its address
+            (its tap must be named L{tap_name}: the filter checks the
+            source address of what comes in from it).
         """
         info = NetworkInfo.from_dict(
             await self._api.allocate_for_instance(context, instance.instance_id))
@@ -69,7 +71,8 @@ class ComputeNetworking:
         rules = await self._rules.rules_for(instance.project_id, instance.security_groups)
         return InstanceFilter(fixed_ip=address, rules=tuple(rules),
                               dhcp_server=network.gateway,
-                              project_cidr=network.cidr if self._allow_project else None)
+                              project_cidr=network.cidr if self._allow_project else None,
+                              tap=tap_name(instance.instance_id))
 
     async def refresh(self, instances: Iterable[Instance], *, exclusive: bool = False) -> int:
         """

@@ -59,7 +59,7 @@ __all__ = [
 TOP_CHAINS: dict[str, dict[str, str]] = {
     "nat": {"PREROUTING": "nova-PREROUTING", "OUTPUT": "nova-OUTPUT",
             "POSTROUTING": "nova-POSTROUTING"},
-    "filter": {"FORWARD": "nova-FORWARD", "OUTPUT": "nova-OUTPUT"},
+    "filter": {"INPUT": "nova-INPUT", "FORWARD": "nova-FORWARD", "OUTPUT": "nova-OUTPUT"},
 }
 
 #: The chain redirecting the metadata address (nat, from nova-PREROUTING).
@@ -74,7 +74,9 @@ _JUMPS: dict[str, list[tuple[str, tuple[str, ...]]]] = {
             ("nova-fdnat-", ("nova-PREROUTING", "nova-OUTPUT")),
             ("nova-fsnat-", ("nova-POSTROUTING",)),
             ("nova-snat-", ("nova-POSTROUTING",))],
-    "filter": [("nova-i-", ("nova-FORWARD", "nova-OUTPUT"))],
+    # INPUT: what a guest sends to the host itself (the metadata proxy) passes
+    # its chain's anti-spoofing check too
+    "filter": [("nova-i-", ("nova-INPUT", "nova-FORWARD", "nova-OUTPUT"))],
 }
 
 # Every token of a rule must look like an option, a name, an address or a
@@ -211,9 +213,27 @@ def floating_snat_rules(floating_ip: str, fixed_ip: str) -> list[list[str]]:
              "--to-source", validate.ipv4_address(floating_ip)]]
 
 
+def anti_spoofing_rules(fixed_ip: str, tap: str) -> list[list[str]]:
+    """
+    What comes in from the instance's tap must carry its address (or be a
+    DHCP request from no address yet): a guest cannot pose as another one,
+    e.g. to read that one's metadata (which answers by source address).
+
+    @param fixed_ip: the instance's address.
+    @param tap: the host side of its NIC (L{nova.network.linux_net.tap_name}).
+    @return: the rules (without C{-A chain}).
+    """
+    ip = f"{validate.ipv4_address(fixed_ip)}/32"
+    port = ["-m", "physdev", "--physdev-in", validate.interface_name(tap)]
+    return [[*port, "-s", "0.0.0.0/32", "-p", "udp", "--sport", "68", "--dport", "67",
+             "-j", "RETURN"],
+            ["!", "-s", ip, *port, "-j", "DROP"]]
+
+
 def instance_filter_rules(fixed_ip: str, rules: Iterable[SecurityRule], *,
                           dhcp_server: str | None = None,
-                          project_cidr: str | None = None) -> list[list[str]]:
+                          project_cidr: str | None = None,
+                          tap: str | None = None) -> list[list[str]]:
     """
     An instance's ingress filter: replies, DHCP from its server, the
     security-group rules and (with C{project_cidr}) its project's network
@@ -229,10 +249,13 @@ def instance_filter_rules(fixed_ip: str, rules: Iterable[SecurityRule], *,
     @param dhcp_server: the network's dnsmasq address.
     @param project_cidr: accept anything from this network (2010's
         C{allow_project_net_traffic}).
+    @param tap: the instance's tap: what it sends is checked first
+        (L{anti_spoofing_rules}).
     @return: the rules (without C{-A chain}).
     """
     ip = f"{validate.ipv4_address(fixed_ip)}/32"
-    out = [["!", "-d", ip, "-j", "RETURN"],
+    out = [*(anti_spoofing_rules(fixed_ip, tap) if tap is not None else []),
+           ["!", "-d", ip, "-j", "RETURN"],
            ["-m", "conntrack", "--ctstate", "RELATED,ESTABLISHED", "-j", "ACCEPT"]]
     server = f"{validate.ipv4_address(dhcp_server)}/32" if dhcp_server is not None else None
     if server is not None:
@@ -282,6 +305,8 @@ class InstanceFilter:
         replies are let through; C{None}: none.
     @ivar project_cidr: its project's network, all of whose guests may
         reach it (C{allow_project_net_traffic}); C{None}: only the rules.
+    @ivar tap: the host side of its NIC, for the anti-spoofing check
+        (C{None}: none).
     """
 
     fixed_ip: str = attr.ib(converter=validate.ipv4_address)
@@ -290,11 +315,12 @@ class InstanceFilter:
                                       converter=_optional(validate.ipv4_address))
     project_cidr: str | None = attr.ib(default=None,
                                        converter=_optional(validate.ipv4_network))
+    tap: str | None = attr.ib(default=None, converter=_optional(validate.interface_name))
 
     def chain_rules(self) -> list[list[str]]:
         """@return: the chain's rules (without C{-A chain})."""
         return instance_filter_rules(self.fixed_ip, self.rules, dhcp_server=self.dhcp_server,
-                                     project_cidr=self.project_cidr)
+                                     project_cidr=self.project_cidr, tap=self.tap)
 
 
 def metadata_redirect_rules(port: int, *,
