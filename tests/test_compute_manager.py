@@ -130,6 +130,35 @@ class SpawnTests(ManagerTestCase):
         self.assertEqual(usage["instances"], 0)
         self.assertEqual(self.manager.capacity()["instances"], 0)
 
+    async def test_spawn_failure_gives_the_address_back(self) -> None:
+        """A guest that fails to start frees its fixed IP, DHCP entry and filter chain."""
+        [iid] = await self.kernel_launch()
+        self.world.driver.fail_next("spawn", VirtError("no room at the inn"))
+        await self.manager.run_instance(CTX, iid)
+        self.flushLoggedErrors(VirtError)
+        self.assertEqual(await self.world.fixed_ips.list_for_instance(iid), [])
+        self.assertIsNone((await self.world.instances.get(iid)).private_ip)
+        self.assertEqual(self.world.network_host.filters, {})
+        self.assertEqual(self.world.network_host.dhcp_hosts["novabr100"], ())
+
+    async def test_exhausted_network_fails_with_a_reason(self) -> None:
+        """No fixed IP left: the instance ends terminated saying so, nothing left behind."""
+        from nova.network.errors import NoMoreFixedIps
+        [first, last] = await self.kernel_launch(2)
+        await self.manager.run_instance(CTX, first)
+        network = (await self.world.fixed_ips.list_for_instance(first))[0].network_id
+        for n in range(251):  # the rest of the /24's guest addresses
+            await self.world.fixed_ips.allocate_fixed_ip(
+                network, f"i-{n:08x}", f"02:00:00:00:{n // 256:02x}:{n % 256:02x}")
+        await self.manager.run_instance(CTX, last)
+        self.assertEqual(len(self.flushLoggedErrors(NoMoreFixedIps)), 1)
+        instance = await self.world.instances.get(last)
+        self.assertEqual(instance.state, states.TERMINATED)
+        self.assertIn("No fixed IP address is free", instance.state_reason[1])
+        self.assertNotIn(last, await self.world.driver.list_instances())
+        self.assertFalse((self.world.dir / last).exists())
+        self.assertNotIn(last, self.world.network_host.filters)
+
     async def test_corrupt_image_fails_spawn(self) -> None:
         """Bytes that do not match the registered checksum are refused and not kept."""
         machine = await self.world.add_image()

@@ -70,6 +70,25 @@ class InstanceActionTests(unittest.TestCase):
         params.setdefault("InstanceType", "m1.tiny")
         return await self.api.run_instances(context, Params(params))
 
+    async def test_security_groups_of_a_launch(self) -> None:
+        """Groups must exist; the launch is bound to them by id; terminating unbinds."""
+        from nova.network.security_group_records import InvalidGroupNotFound
+        with self.assertRaises(InvalidGroupNotFound):
+            await self.launch(**{"SecurityGroup.1": "nope"})
+        self.assertEqual((await self.world.instances.list("proj")).instances, ())
+        web = await self.world.security_groups.create("proj", "alice", "web", "web servers")
+        result = await self.launch(**{"SecurityGroup.1": "default",
+                                      "SecurityGroupId.1": web.group_id})
+        [item] = result["instancesSet"]
+        default = await self.world.security_groups.get("proj", name="default")
+        self.assertEqual(item["groupSet"], [
+            {"groupId": default.group_id, "groupName": "default"},
+            {"groupId": web.group_id, "groupName": "web"}])
+        iid = item["instanceId"]
+        self.assertEqual(await self.world.security_groups.members("proj", "web"), {iid})
+        await self.world.instances.update(iid, state="terminated")
+        self.assertEqual(await self.world.security_groups.members("proj", "web"), set())
+
     async def test_run_writes_pending_and_schedules(self) -> None:
         ami, aki, ari = await self.images()
         await self.world.keypairs.create(KeyPair(

@@ -256,6 +256,7 @@ class Commands:
             await quotas.set_quota(project.id, args.name, _quota_value(args.value))
         limits = await quotas.get_quotas(project.id)
         used = await quotas.get_usage(project.id)
+        used["floating_ips"] = len(await self.server.floating_ips.list_floating_ips(project.id))
         for name in QUOTA_NAMES:
             self._print(f"{name}: {limits[name]} (in use: {used[name]})")
 

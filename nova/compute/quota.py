@@ -19,9 +19,10 @@ from nova.datastore import keys
 from nova.datastore.interfaces import IDatastore, ITransaction
 from nova.exception import ClientError, InvalidParameterValue
 
-#: the quotas every project has unless overridden
+#: the quotas every project has unless overridden (C{floating_ips} is
+#: enforced by L{nova.network.floating_ips}, which reads the same overrides)
 DEFAULT_QUOTAS: types.MappingProxyType[str, int] = types.MappingProxyType({
-    "instances": 10, "cores": 20, "ram_mb": 51200,
+    "instances": 10, "cores": 20, "ram_mb": 51200, "floating_ips": 10,
 })
 
 QUOTA_NAMES = tuple(DEFAULT_QUOTAS)

@@ -138,6 +138,8 @@ class Instance(Record):
     key_name: str | None = attr.ib(default=None, validator=_opt_str())
     user_data: str = attr.ib(default="", validator=[_str(), _user_data])
     security_groups: tuple[str, ...] = attr.ib(converter=_strs, default=("default",))
+    #: the groups' ids (C{sg-...}), in the order of C{security_groups}
+    security_group_ids: tuple[str, ...] = attr.ib(converter=_strs, default=())
     availability_zone: str = attr.ib(default="nova", validator=_str())
     host: str | None = attr.ib(default=None, validator=_opt_str())
     launch_index: int = attr.ib(default=0, validator=_int())

@@ -19,6 +19,7 @@ from typing import Sequence
 import attr
 from twisted.internet.interfaces import IReactorTime
 
+from nova.compute.quota import DEFAULT_QUOTAS
 from nova.datastore import keys
 from nova.datastore.interfaces import IDatastore, ITransaction
 from nova.network import addresses
@@ -28,7 +29,7 @@ from nova.network.errors import (
 from nova.network.records import FloatingIp
 
 #: elastic IPs a project may hold unless its quota hash says otherwise (2010 nova)
-DEFAULT_FLOATING_IP_QUOTA = 10
+DEFAULT_FLOATING_IP_QUOTA = DEFAULT_QUOTAS["floating_ips"]
 
 #: the field of a project's quota hash (L{keys.quota}) that overrides the default
 QUOTA_NAME = "floating_ips"

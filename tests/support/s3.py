@@ -168,8 +168,8 @@ def signed_request(port: int, access: str, secret: str, method: str, path: str, 
 class S3User(Tenant):
     """A user in a project of their own, with S3 clients of every kind."""
 
-    def __init__(self, cloud: AllInOne) -> None:
-        super().__init__(cloud)
+    def __init__(self, cloud: AllInOne, role: str | None = None) -> None:
+        super().__init__(cloud, role)
         self.endpoint = f"http://127.0.0.1:{cloud.s3_port}"
         self.s3 = self.client()
 

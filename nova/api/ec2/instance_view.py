@@ -17,8 +17,12 @@ def state_of(name: str, code: int) -> dict[str, Any]:
     return {"code": code, "name": name}
 
 
-def _groups(names: Iterable[str]) -> list[dict[str, str]]:
-    return [{"groupId": name, "groupName": name} for name in names]
+def _groups(instance: Instance) -> list[dict[str, str]]:
+    ids = instance.security_group_ids
+    if len(ids) != len(instance.security_groups):
+        ids = instance.security_groups  # a record from before groups had ids
+    return [{"groupId": group_id, "groupName": name}
+            for group_id, name in zip(ids, instance.security_groups)]
 
 
 def describe_instance(instance: Instance, *, show_host: bool = False) -> dict[str, Any]:
@@ -46,7 +50,7 @@ def describe_instance(instance: Instance, *, show_host: bool = False) -> dict[st
         "monitoring": {"state": "disabled"},
         "privateIpAddress": instance.private_ip,
         "ipAddress": instance.public_ip,
-        "groupSet": _groups(instance.security_groups),
+        "groupSet": _groups(instance),
         "stateReason": {"code": reason[0], "message": reason[1]} if reason else None,
         "architecture": "x86_64",
         "rootDeviceType": "instance-store",
@@ -89,7 +93,7 @@ def reservation(members: list[Instance], show_host: bool = False,
     return {
         "reservationId": first.reservation_id,
         "ownerId": first.project_id,
-        "groupSet": _groups(first.security_groups),
+        "groupSet": _groups(first),
         "instancesSet": [describe(i, show_host) for i in members],
     }
 

@@ -109,7 +109,7 @@ class InstanceController:
             raise InvalidParameterValue("ClientToken must be 1 to 64 printable ASCII characters")
         zone, forced_host = parse_placement(params.get("Placement.AvailabilityZone"),
                                             context.is_admin)
-        groups = await self._group_names(context, params)
+        groups, group_ids = await self._group_names(context, params)
         image = await self._launchable(context, params.require("ImageId"), MACHINE, "image")
         kernel_id = params.get("KernelId") or image.kernel_id
         ramdisk_id = params.get("RamdiskId") or image.ramdisk_id
@@ -127,7 +127,8 @@ class InstanceController:
                      project_id=project, user_id=context.user_id or "",
                      image_id=image.image_id, kernel_id=kernel_id, ramdisk_id=ramdisk_id,
                      instance_type=itype.name, key_name=key_name or None, user_data=user_data,
-                     security_groups=groups, availability_zone=zone or "",
+                     security_groups=groups, security_group_ids=group_ids,
+                     availability_zone=zone or "",
                      launch_index=index, state_reason=states.PENDING_REASON,
                      mac_address=new_mac_address(), client_token=token,
                      created_at=now, updated_at=now)
@@ -157,8 +158,12 @@ class InstanceController:
                                                    forced_host)
         return instance_view.reservation(list(stored.instances), context.is_admin)
 
-    async def _group_names(self, context: RequestContext, params: Params) -> tuple[str, ...]:
-        """@return: the launch's groups by name (SecurityGroup.N and SecurityGroupId.N)."""
+    async def _group_names(self, context: RequestContext,
+                           params: Params) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """
+        @return: the launch's groups (SecurityGroup.N and SecurityGroupId.N):
+            their names and their ids.
+        """
         project = context.project_id or ""
         names = list(params.get_list("SecurityGroup"))
         for group_id in params.get_list("SecurityGroupId"):
@@ -169,8 +174,8 @@ class InstanceController:
             names.append(group.name)
         names = list(dict.fromkeys(names)) or [DEFAULT_GROUP]
         await self._groups.ensure_default(project, context.user_id or "")
-        await self._groups.get_by_names(project, names)
-        return tuple(names)
+        found = await self._groups.get_by_names(project, names)
+        return tuple(names), tuple(g.group_id for g in found)
 
     async def _unbind(self, project: str, groups: tuple[str, ...],
                       records: list[Instance]) -> None:
