@@ -63,15 +63,16 @@ async def ensure_namespace(runner: Any, netns: str) -> None:
 async def ensure_public_interface(runner: Any, netns: str | None, name: str) -> None:
     """
     Elastic IPs live on the public interface. Where the host has none of
-    that name (the all-in-one's fresh namespace), nova makes a C{dummy}
-    link: the addresses are then reachable from inside the host only, until
-    an admin connects it (a veth to the outside, as the tests do).
+    that name (the all-in-one's fresh namespace), nova makes an empty bridge
+    (kernels without the C{dummy} module have bridges): the addresses are
+    then reachable from inside the host only, until an admin connects it
+    (enslaves an uplink, or a veth to the outside).
     """
     name = validate.interface_name(name)
     shown = await runner.run(["ip", "link", "show", "dev", name], netns=netns, check=False)
     if shown.exit_code != 0:
-        await runner.run(["ip", "link", "add", "name", name, "type", "dummy"], netns=netns)
-        log.info("made dummy public interface {name}", name=name)
+        await runner.run(["ip", "link", "add", "name", name, "type", "bridge"], netns=netns)
+        log.info("made public interface {name} (an empty bridge)", name=name)
     await runner.run(["ip", "link", "set", name, "up"], netns=netns)
 
 
