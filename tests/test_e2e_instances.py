@@ -160,8 +160,20 @@ class BundleTests(unittest.TestCase):
         wait_state(ec2, instance_id, "terminated")
 
 
+def guest_ssh(netns: str, key: Path, address: str, command: str) -> str:
+    """@return: C{command}'s output in the guest, over SSH from its host namespace."""
+    def attempt() -> str | None:
+        done = subprocess.run(
+            ["ip", "netns", "exec", netns, "ssh", "-i", str(key), "-o", "BatchMode=yes",
+             "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
+             "-o", "ConnectTimeout=3", "-o", "LogLevel=ERROR", f"root@{address}", command],
+            capture_output=True, text=True, timeout=60)
+        return done.stdout.strip() if done.returncode == 0 and done.stdout.strip() else None
+    return wait_for(attempt, 60, f"ssh {address} {command!r}", interval=0.5)
+
+
 class RestartTests(unittest.TestCase):
-    """nova-compute restarted under running guests adopts them."""
+    """nova restarted under running guests adopts them, their network untouched."""
 
     def test_restart_adopts_running_guests(self) -> None:
         _require_machine()
@@ -173,16 +185,28 @@ class RestartTests(unittest.TestCase):
         env = first.admin_env()
         from tests.support.clients import boto3_ec2
         ec2 = boto3_ec2(first.ec2_url, env["EC2_ACCESS_KEY"], env["EC2_SECRET_KEY"])
+        key = first.base / "restart-key.pem"
+        key.write_text(ec2.create_key_pair(KeyName="restart")["KeyMaterial"])
+        key.chmod(0o600)
+        ec2.authorize_security_group_ingress(GroupName="default", IpPermissions=[{
+            "IpProtocol": "tcp", "FromPort": 22, "ToPort": 22,
+            "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}])
         ami = tiny_ami(first)
-        [instance] = ec2.run_instances(ImageId=ami, MinCount=1, MaxCount=1,
+        [instance] = ec2.run_instances(ImageId=ami, MinCount=1, MaxCount=1, KeyName="restart",
                                        InstanceType="m1.tiny")["Instances"]
         instance_id = instance["InstanceId"]
         wait_marker(ec2, instance_id)
+        [reservation] = ec2.describe_instances(InstanceIds=[instance_id])["Reservations"]
+        address = reservation["Instances"][0]["PrivateIpAddress"]
+        boot_id = guest_ssh(first.netns, key, address, "cat /proc/sys/kernel/random/boot_id")
         first.stop()
         first.start(timeout=300)
         self.assertEqual(state_of(ec2, instance_id), "running")
         self.assertIn(MARKER, console_of(ec2, instance_id))
         self.assertIn(instance_id, virsh_list(first))
+        # the same boot, still reachable by its address, its filter rebuilt
+        self.assertEqual(guest_ssh(first.netns, key, address,
+                                   "cat /proc/sys/kernel/random/boot_id"), boot_id)
         ec2.terminate_instances(InstanceIds=[instance_id])
         wait_state(ec2, instance_id, "terminated")
         self.assertNotIn(instance_id, virsh_list(first))

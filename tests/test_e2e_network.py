@@ -227,3 +227,34 @@ class NetworkTests(unittest.TestCase):
         self.assertEqual(seen, address)
         project.ec2.disassociate_address(PublicIp=address)
         self.assertNotEqual(project.ssh(address, "true", netns=outside).returncode, 0)
+
+    def test_terminate_removes_what_it_made(self) -> None:
+        """A terminated instance leaves no filter chain, DHCP entry or NAT behind."""
+        project = Project(self, self.cloud)
+        [instance_id] = project.launch(1)
+        address = project.private_ip(instance_id)
+        elastic = project.ec2.allocate_address()["PublicIp"]
+        project.ec2.associate_address(PublicIp=elastic, InstanceId=instance_id)
+        netns = self.cloud.netns
+
+        def host_state() -> str:
+            saved = [subprocess.run(["ip", "netns", "exec", netns, "iptables-save", "-t", t],
+                                    capture_output=True, text=True, check=True).stdout
+                     for t in ("filter", "nat")]
+            hosts = [p.read_text() for p in
+                     (self.cloud.state_dir / "hosts" / netns / "network").glob("*/hosts")]
+            return "\n".join(saved + hosts)
+
+        before = host_state()
+        self.assertIn(f"nova-{instance_id}", before)
+        self.assertIn(f"nova-fdnat-{elastic}", before)
+        self.assertIn(f",{address}\n", before)
+        project.terminate([instance_id])
+        after = host_state()
+        self.assertNotIn(instance_id, after)
+        self.assertNotIn(elastic, after)
+        self.assertNotIn(f",{address}\n", after)
+        # the address stays the project's until released
+        [held] = project.ec2.describe_addresses(PublicIps=[elastic])["Addresses"]
+        self.assertEqual(held.get("InstanceId", ""), "")
+        project.ec2.release_address(PublicIp=elastic)
