@@ -156,6 +156,10 @@ class NetworkConfig:
     #: the port, inside the network host, that 169.254.169.254:80 is redirected to
     #: (the metadata proxy listens there)
     metadata_proxy_port: int = 8775
+    #: a network host in the root namespace: the address of the nova-api whose
+    #: metadata port guests' 169.254.169.254:80 is DNATed to (empty: this
+    #: machine's, by REDIRECT)
+    metadata_host: str = ""
     #: guests of one project may reach each other on any port (2010's
     #: allow_project_net_traffic); otherwise only what their groups allow
     allow_project_net_traffic: bool = True

@@ -209,3 +209,34 @@ class NetworkManagerTests(unittest.TestCase):
                                       metadata_port=80)
         with self.assertRaises(ValueError):
             NetworkManager("h", self.world.clock, kind="bogus", **kwargs)
+
+
+class MetadataTargetTests(unittest.TestCase):
+    """Where 169.254.169.254:80 goes, by host kind (nova.network.wiring.metadata_target)."""
+
+    def config(self, **network: Any) -> Any:
+        from nova.config import ApiConfig, NetworkConfig, NovaConfig
+        return NovaConfig(api=ApiConfig(metadata_port=8775),
+                          network=NetworkConfig(metadata_proxy_port=9999, **network))
+
+    def test_namespace_host_uses_its_proxy(self) -> None:
+        from nova.network.wiring import metadata_target
+        self.assertEqual(metadata_target(self.config(host_netns="nova-host0")),
+                         {"metadata_port": 9999})
+
+    def test_root_namespace_host_reaches_nova_api(self) -> None:
+        from nova.network.wiring import metadata_target
+        self.assertEqual(metadata_target(self.config()), {"metadata_port": 8775})
+        self.assertEqual(metadata_target(self.config(metadata_host="192.0.2.10")),
+                         {"metadata_port": 8775, "metadata_dnat_to": ("192.0.2.10", 8775)})
+
+    async def test_dnat_reaches_the_host(self) -> None:
+        world = ComputeWorld(self.mktemp())
+        host = FakeNetworkHost()
+        manager = NetworkManager(
+            "host1", world.clock, networks=world.networks, fixed_ips=world.fixed_ips,
+            floating_ips=world.floating_ips, instances=world.instances, plumbing=host,
+            network_api=DirectNetworkAPI(world), kind="vlan", metadata_port=8775,
+            metadata_dnat_to=("192.0.2.10", 8775))
+        await manager.init_host()
+        self.assertEqual(host.metadata_redirect, ("192.0.2.10", 8775))

@@ -80,6 +80,8 @@ class NetworkManager(Manager):
     @param network_api: reaches other network hosts.
     @param kind: C{vlan} or C{flat} (L{nova.config.NetworkConfig.manager}).
     @param metadata_port: where 169.254.169.254:80 is redirected on this host.
+    @param metadata_dnat_to: C{(address, port)} to DNAT it to instead (a
+        network host in the root namespace whose nova-api is elsewhere).
     """
 
     binary = "nova-network"
@@ -87,7 +89,8 @@ class NetworkManager(Manager):
     def __init__(self, host: str, clock: Any, *, networks: NetworkRepository,
                  fixed_ips: FixedIpRepository, floating_ips: FloatingIpRepository,
                  instances: Any, plumbing: Any, network_api: NetworkAPI, kind: str,
-                 metadata_port: int) -> None:
+                 metadata_port: int,
+                 metadata_dnat_to: tuple[str, int] | None = None) -> None:
         super().__init__(host, clock)
         if kind not in ("vlan", "flat"):
             raise ValueError(f"network manager {kind!r}: expected vlan or flat")
@@ -99,6 +102,7 @@ class NetworkManager(Manager):
         self._api = network_api
         self._kind = kind
         self._metadata_port = metadata_port
+        self._metadata_dnat_to = metadata_dnat_to
         #: network id to the lock that orders its host updates
         self._locks: dict[int, defer.DeferredLock] = {}
 
@@ -120,7 +124,8 @@ class NetworkManager(Manager):
                      host=self.host, kept=kept)
         for network in served:
             await self._write_dhcp_hosts(network)
-        await self._plumbing.ensure_metadata_redirect(self._metadata_port)
+        await self._plumbing.ensure_metadata_redirect(self._metadata_port,
+                                                      dnat_to=self._metadata_dnat_to)
         served_ids = {n.network_id for n in served}
         for floating in await self._floating.list_floating_ips():
             if floating.fixed_address is None:

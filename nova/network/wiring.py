@@ -98,6 +98,26 @@ async def bootstrap_networks(server: Any) -> None:
                  range=network.floating_range)
 
 
+def metadata_target(config: Any) -> dict[str, Any]:
+    """
+    Where guests' 169.254.169.254:80 goes (DESIGN.md, "Hosts"): on a host
+    namespace, to the metadata proxy inside it (C{metadata_proxy_port}); on
+    the root namespace, to nova-api's metadata port: on this machine
+    (C{REDIRECT}; nova-api must then listen on an address guests' packets
+    reach, not only loopback) or, with C{[network] metadata_host}, on that
+    host (C{DNAT}, 2010's way).
+
+    @return: the L{NetworkManager} keyword arguments saying so.
+    """
+    network = config.network
+    if network.host_netns:
+        return {"metadata_port": network.metadata_proxy_port}
+    if network.metadata_host:
+        return {"metadata_port": config.api.metadata_port,
+                "metadata_dnat_to": (network.metadata_host, config.api.metadata_port)}
+    return {"metadata_port": config.api.metadata_port}
+
+
 async def network_components(server: Any) -> list[IService]:
     """
     @return: nova-network: the manager on the C{network} topics (the host
@@ -126,7 +146,7 @@ async def network_components(server: Any) -> list[IService]:
                              fixed_ips=server.fixed_ips, floating_ips=server.floating_ips,
                              instances=server.instances, plumbing=plumbing,
                              network_api=NetworkAPI(server.rpc), kind=config.network.manager,
-                             metadata_port=config.network.metadata_proxy_port)
+                             **metadata_target(config))
     await manager.init_host()
     services: list[IService] = []
     if config.network.driver == "linux":
