@@ -3,11 +3,11 @@ nova-dhcpbridge: the lease script dnsmasq runs (C{--dhcp-script}).
 
 dnsmasq calls it as C{nova-dhcpbridge add|old|del MAC IP [HOSTNAME]} on
 every lease change, and, because nova runs dnsmasq with C{--leasefile-ro},
-as C{nova-dhcpbridge init} at start to learn the current leases. For now
-each event becomes one JSON line appended to the file named by the
-C{NOVA_DHCPBRIDGE_EVENTS} environment variable (the RPC call to
-nova-network comes later), and C{init} replays that file. It never makes
-dnsmasq fail: whatever happens it exits 0 and reports problems on stderr,
+as C{nova-dhcpbridge init} at start to learn the current leases. An event
+goes to nova-network's socket (L{nova.network.dhcp_client}); when nova-network
+does not answer, it becomes one JSON line appended to the file named by the
+C{NOVA_DHCPBRIDGE_EVENTS} environment variable (replayed by nova-network at
+start), and C{init} replays that file. It never makes dnsmasq fail: whatever happens it exits 0 and reports problems on stderr,
 which dnsmasq logs.
 """
 
@@ -22,10 +22,39 @@ from typing import Mapping, Sequence, TextIO
 
 from nova.utils import validate
 
-__all__ = ["EVENTS_ENV", "main", "record", "current_leases"]
+__all__ = ["EVENTS_ENV", "main", "make_event", "record", "current_leases"]
 
 EVENTS_ENV = "NOVA_DHCPBRIDGE_EVENTS"
 ACTIONS = ("add", "old", "del")
+
+
+def make_event(action: str, mac: str, ip: str, hostname: str | None,
+               environ: Mapping[str, str], now: float) -> dict[str, object]:
+    """
+    One lease event, as the event file and the socket carry it.
+
+    @param action: C{add}, C{old} or C{del}.
+    @param mac: the client's MAC.
+    @param ip: the leased address.
+    @param hostname: the name the client gave, if any.
+    @param environ: dnsmasq's C{DNSMASQ_INTERFACE} and
+        C{DNSMASQ_LEASE_EXPIRES} are taken from it.
+    @param now: the event time (seconds since the epoch).
+    @return: the event (C{time}, C{action}, C{mac}, C{ip}, C{hostname},
+        C{interface}, and C{expires} when dnsmasq gave it).
+    @raise ValueError: for a bad action, MAC or IP.
+    """
+    if action not in ACTIONS:
+        raise ValueError(f"unknown action {action!r}")
+    event: dict[str, object] = {
+        "time": now, "action": action, "mac": validate.mac_address(mac),
+        "ip": validate.ipv4_address(ip), "hostname": hostname or None,
+        "interface": environ.get("DNSMASQ_INTERFACE"),
+    }
+    expires = environ.get("DNSMASQ_LEASE_EXPIRES")
+    if expires and expires.isdigit():
+        event["expires"] = int(expires)
+    return event
 
 
 def record(path: str, action: str, mac: str, ip: str, hostname: str | None,
@@ -43,16 +72,7 @@ def record(path: str, action: str, mac: str, ip: str, hostname: str | None,
     @return: the recorded event.
     @raise ValueError: for a bad action, MAC or IP.
     """
-    if action not in ACTIONS:
-        raise ValueError(f"unknown action {action!r}")
-    event: dict[str, object] = {
-        "time": now, "action": action, "mac": validate.mac_address(mac),
-        "ip": validate.ipv4_address(ip), "hostname": hostname or None,
-        "interface": environ.get("DNSMASQ_INTERFACE"),
-    }
-    expires = environ.get("DNSMASQ_LEASE_EXPIRES")
-    if expires and expires.isdigit():
-        event["expires"] = int(expires)
+    event = make_event(action, mac, ip, hostname, environ, now)
     line = (json.dumps(event, sort_keys=True) + "\n").encode()
     fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     try:

@@ -23,7 +23,7 @@ import time
 from typing import Mapping, Sequence, TextIO
 
 from nova.cmd import dhcpbridge
-from nova.utils import validate
+from nova.cmd.dhcpbridge import make_event
 from nova.utils.validate import InvalidIdentifier
 
 __all__ = ["SOCKET_ENV", "ACK", "DEFAULT_TIMEOUT", "MAX_LINE", "DeliveryFailed",
@@ -58,35 +58,6 @@ def check_socket_path(path: str) -> str:
         raise InvalidIdentifier(f"invalid unix socket path {path!r}: absolute, at most"
                                 f" {_MAX_SOCKET_PATH} bytes, no control characters")
     return path
-
-
-def make_event(action: str, mac: str, ip: str, hostname: str | None,
-               environ: Mapping[str, str], now: float) -> dict[str, object]:
-    """
-    One lease event, as the event file and the socket carry it.
-
-    @param action: C{add}, C{old} or C{del}.
-    @param mac: the client's MAC.
-    @param ip: the leased address.
-    @param hostname: the name the client gave, if any.
-    @param environ: dnsmasq's C{DNSMASQ_INTERFACE} and
-        C{DNSMASQ_LEASE_EXPIRES} are taken from it.
-    @param now: the event time (seconds since the epoch).
-    @return: the event (C{time}, C{action}, C{mac}, C{ip}, C{hostname},
-        C{interface}, and C{expires} when dnsmasq gave it).
-    @raise ValueError: for a bad action, MAC or IP.
-    """
-    if action not in dhcpbridge.ACTIONS:
-        raise ValueError(f"unknown action {action!r}")
-    event: dict[str, object] = {
-        "time": now, "action": action, "mac": validate.mac_address(mac),
-        "ip": validate.ipv4_address(ip), "hostname": hostname or None,
-        "interface": environ.get("DNSMASQ_INTERFACE"),
-    }
-    expires = environ.get("DNSMASQ_LEASE_EXPIRES")
-    if expires and expires.isdigit():
-        event["expires"] = int(expires)
-    return event
 
 
 def send_event(path: str, event: Mapping[str, object],

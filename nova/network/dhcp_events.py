@@ -20,7 +20,6 @@ import socket
 import stat
 from typing import Any, Awaitable, Callable
 
-from twisted.application.service import Service
 from twisted.internet import defer, error, protocol
 from twisted.internet.interfaces import IListeningPort
 from twisted.logger import Logger
@@ -28,6 +27,7 @@ from twisted.protocols.basic import LineOnlyReceiver
 
 from nova.network.dhcp_client import ACK, MAX_LINE, check_socket_path
 from nova.utils import validate
+from nova.utils.listening import PortService
 
 log = Logger()
 
@@ -136,58 +136,26 @@ class DhcpEventServer(protocol.Factory):
         return reactor.listenUNIX(path, cls(handler), mode=mode, wantPID=False)
 
 
-class DhcpEventService(Service):
+class DhcpEventService(PortService):
     """
     Listens for lease events on a unix socket while running.
 
     @param reactor: an L{IReactorUNIX}.
     @param path: the socket path.
     @param handler: as for L{DhcpEventServer}.
-    @ivar port: the listening port once L{whenReady} has returned.
     """
 
     name = "dhcp-events"
 
     def __init__(self, reactor: Any, path: str, handler: Handler) -> None:
+        super().__init__()
         self._reactor = reactor
         self._path = check_socket_path(path)
         self._handler = handler
-        self._listening: defer.Deferred[IListeningPort] | None = None
-        self.port: IListeningPort | None = None
+        self.where = self._path
 
-    def startService(self) -> None:
-        super().startService()
-        self._failure: Any = None
-        self._listening = DhcpEventServer.listen(self._reactor, self._path, self._handler)
-        self._listening.addCallbacks(self._listened, self._failed)
-
-    def _listened(self, port: IListeningPort) -> None:
-        self.port = port
-
-    def _failed(self, failure: Any) -> None:
-        log.failure("cannot listen for dhcp events on {path}", failure, path=self._path)
-        self._failure = failure
-
-    async def whenReady(self) -> None:
-        """
-        Return once listening.
-
-        @raise twisted.internet.error.CannotListenError: the socket cannot
-            be had (another live server, no permission).
-        """
-        assert self._listening is not None, "not started"
-        done: defer.Deferred[None] = defer.Deferred()
-        self._listening.addBoth(lambda _: done.callback(None))
-        await done
-        if self._failure is not None:
-            self._failure.raiseException()
-
-    def stopService(self) -> defer.Deferred[None] | None:
-        super().stopService()
-        if self.port is not None:
-            port, self.port = self.port, None
-            return defer.maybeDeferred(port.stopListening)
-        return None
+    async def _listen(self) -> IListeningPort:
+        return await DhcpEventServer.listen(self._reactor, self._path, self._handler)
 
 
 def _remove_if_dead(path: str) -> None:

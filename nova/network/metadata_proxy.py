@@ -21,7 +21,6 @@ from __future__ import annotations
 
 from typing import Any, Awaitable, Callable
 
-from twisted.application.service import Service
 from twisted.internet import defer, protocol
 from twisted.internet.endpoints import UNIXClientEndpoint
 from twisted.internet.interfaces import IListeningPort, IStreamClientEndpoint
@@ -37,6 +36,7 @@ from zope.interface import implementer
 from nova.api.http import bounded_request_factory
 from nova.exception import NovaError
 from nova.network.netns_socket import NetnsError, listen_tcp_in_netns
+from nova.utils.listening import PortService
 
 log = Logger()
 
@@ -219,65 +219,18 @@ def proxy_site(reactor: Any, socket_path: str, *, timeout: float = DEFAULT_TIMEO
     return site
 
 
-class MetadataProxyService(Service):
-    """
-    The proxy of one network host: listening inside its namespace while
-    running.
-
-    @ivar port: the listening port once L{whenReady} has returned.
-    """
+class MetadataProxyService(PortService):
+    """The proxy of one network host: listening inside its namespace while running."""
 
     def __init__(self, reactor: Any, netns: str | None, port: int, factory: Any,
                  run_in_thread: Callable[..., Awaitable[Any]], interface: str = "0.0.0.0") -> None:
-        where = f"{interface}:{port}" + (f" in {netns}" if netns else "")
-        self.name = f"metadata proxy ({where})"
+        super().__init__()
+        self.where = f"{interface}:{port}" + (f" in {netns}" if netns else "")
+        self.name = f"metadata proxy ({self.where})"
         self._listen_args = (reactor, netns, port, factory, run_in_thread, interface)
-        self._listening: defer.Deferred[Any] | None = None
-        self._failure: Failure | None = None
-        self.port: IListeningPort | None = None
 
-    def startService(self) -> None:
-        super().startService()
-        self._failure = None
-        self._listening = defer.Deferred.fromCoroutine(listen_tcp_in_netns(*self._listen_args))
-        self._listening.addCallbacks(self._listened, self._keep_failure)
-
-    def _listened(self, port: IListeningPort) -> None:
-        self.port = port
-
-    def _keep_failure(self, failure: Failure) -> None:
-        self._failure = failure  # whenReady reports it (the process awaits that)
-
-    async def whenReady(self) -> None:  # noqa: N802 (the process awaits every child's)
-        """
-        Return once listening.
-
-        @raise NovaError: the namespace or the port cannot be had.
-        """
-        assert self._listening is not None
-        await _settled(self._listening)
-        if self._failure is not None:
-            e = self._failure.value
-            if isinstance(e, NovaError):
-                raise e
-            raise NovaError(f"{self.name} cannot listen: {getattr(e, 'socketError', e)}")
-
-    def stopService(self) -> defer.Deferred[None]:
-        super().stopService()
-        return defer.Deferred.fromCoroutine(self._stop())
-
-    async def _stop(self) -> None:
-        if self._listening is not None:
-            await _settled(self._listening)
-        if self.port is not None:
-            port, self.port = self.port, None
-            await defer.maybeDeferred(port.stopListening)
-
-
-async def _settled(d: defer.Deferred[Any]) -> None:
-    waiter: defer.Deferred[None] = defer.Deferred()
-    d.addBoth(lambda r: (waiter.callback(None), r)[1])
-    await waiter
+    async def _listen(self) -> IListeningPort:
+        return await listen_tcp_in_netns(*self._listen_args)
 
 
 def metadata_proxy_service(reactor: Any, netns: str | None, port: int, socket_path: str,

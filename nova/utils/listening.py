@@ -56,3 +56,70 @@ class ListeningService(Service):
             port, self.port = self.port, None
             return defer.maybeDeferred(port.stopListening)
         return None
+
+
+class PortService(Service):
+    """
+    A service that listens while running, made however a subclass makes
+    its port (L{_listen}): a unix socket, a TCP port inside a network
+    namespace ... It keeps a failure to listen for L{whenReady}, which the
+    process awaits before it says it is up, and stops listening on stop.
+
+    @ivar port: the listening port once L{whenReady} has returned.
+    """
+
+    #: where it listens, for error messages
+    where = "?"
+
+    def __init__(self) -> None:
+        self._listening: defer.Deferred[Any] | None = None
+        self._failure: Any = None
+        self.port: IListeningPort | None = None
+
+    async def _listen(self) -> IListeningPort:
+        """@return: the port, listening. Subclasses make it."""
+        raise NotImplementedError
+
+    def startService(self) -> None:
+        super().startService()
+        self._failure = None
+        self._listening = defer.Deferred.fromCoroutine(self._listen())
+        self._listening.addCallbacks(self._listened, self._keep_failure)
+
+    def _listened(self, port: IListeningPort) -> None:
+        self.port = port
+
+    def _keep_failure(self, failure: Any) -> None:
+        self._failure = failure  # whenReady reports it
+
+    async def _settled(self) -> None:
+        assert self._listening is not None, "not started"
+        done: defer.Deferred[None] = defer.Deferred()
+        self._listening.addBoth(lambda result: (done.callback(None), result)[1])
+        await done
+
+    async def whenReady(self) -> None:  # noqa: N802 (the process awaits every child's)
+        """
+        Return once listening.
+
+        @raise NovaError: the port cannot be had (in use, no permission, no
+            such namespace ...).
+        """
+        await self._settled()
+        if self._failure is not None:
+            error = self._failure.value
+            if isinstance(error, NovaError):
+                raise error
+            raise NovaError(f"{self.name} cannot listen on {self.where}: "
+                            f"{getattr(error, 'socketError', error)}")
+
+    def stopService(self) -> defer.Deferred[None]:
+        super().stopService()
+        return defer.Deferred.fromCoroutine(self._stop())
+
+    async def _stop(self) -> None:
+        if self._listening is not None:
+            await self._settled()
+        if self.port is not None:
+            port, self.port = self.port, None
+            await defer.maybeDeferred(port.stopListening)

@@ -21,8 +21,7 @@ import stat
 from pathlib import Path
 from typing import Any, Awaitable, Callable
 
-from twisted.application.service import IService, Service
-from twisted.internet import defer
+from twisted.application.service import IService
 from twisted.internet.interfaces import IListeningPort
 
 from nova.api.metadata.data import MetadataSource
@@ -30,7 +29,7 @@ from nova.api.metadata.resource import (
     MetadataResource, forwarded_address, metadata_site, peer_address)
 from nova.config import NovaConfig
 from nova.exception import NovaError
-from nova.utils.listening import ListeningService
+from nova.utils.listening import ListeningService, PortService
 
 #: the unix socket's mode: only nova's own user may claim to be a proxy
 SOCKET_MODE = 0o600
@@ -88,37 +87,24 @@ def clear_stale_socket(path: str) -> bool:
     raise MetadataSocketError(f"another process is serving metadata on {path}")
 
 
-class UnixListeningService(Service):
+class UnixListeningService(PortService):
     """
     Listen on a unix socket with C{factory} while running: a stale socket
     file is removed first (in a thread), the socket is made C{mode} before it
     listens, and its file is removed when listening stops.
-
-    @ivar port: the listening port once L{whenReady} has fired.
     """
 
     def __init__(self, reactor: Any, path: str, factory: Any,
                  run_in_thread: Callable[..., Awaitable[Any]], name: str,
                  mode: int = SOCKET_MODE) -> None:
+        super().__init__()
         self.name = name
+        self.where = path
         self._reactor = reactor
         self._path = path
         self._factory = factory
         self._run_in_thread = run_in_thread
         self._mode = mode
-        self._listening: defer.Deferred[Any] | None = None
-        self._failure: Any = None
-        self.port: IListeningPort | None = None
-
-    def startService(self) -> None:
-        super().startService()
-        self._failure = None
-        self._listening = defer.Deferred.fromCoroutine(self._listen())
-        # kept for whenReady (the process awaits it and reports the error)
-        self._listening.addErrback(self._keep_failure)
-
-    def _keep_failure(self, failure: Any) -> None:
-        self._failure = failure
 
     async def _listen(self) -> IListeningPort:
         if len(os.fsencode(self._path)) > MAX_SOCKET_PATH:
@@ -128,42 +114,9 @@ class UnixListeningService(Service):
         await self._run_in_thread(os.makedirs, parent, 0o755, True)
         await self._run_in_thread(clear_stale_socket, self._path)
         # listenUNIX chmods between bind and listen: no connection is
-        # possible before the mode is set
-        self.port = self._reactor.listenUNIX(self._path, self._factory, mode=self._mode,
-                                             wantPID=False)
-        return self.port
-
-    async def whenReady(self) -> None:  # noqa: N802 (the process awaits every child's)
-        """
-        Return once listening.
-
-        @raise NovaError: the socket cannot be had.
-        """
-        assert self._listening is not None
-        await _settled(self._listening)
-        if self._failure is not None:
-            error = self._failure.value
-            if isinstance(error, NovaError):
-                raise error
-            raise NovaError(f"{self.name} cannot listen on {self._path}: {error}")
-
-    def stopService(self) -> defer.Deferred[None]:
-        super().stopService()
-        return defer.Deferred.fromCoroutine(self._stop())
-
-    async def _stop(self) -> None:
-        if self._listening is not None:
-            await _settled(self._listening)
-        if self.port is not None:
-            port, self.port = self.port, None
-            await defer.maybeDeferred(port.stopListening)  # removes the file
-
-
-async def _settled(d: defer.Deferred[Any]) -> None:
-    """Wait for C{d} (which never fails) without taking its result from others."""
-    waiter: defer.Deferred[None] = defer.Deferred()
-    d.addBoth(lambda r: (waiter.callback(None), r)[1])
-    await waiter
+        # possible before the mode is set; stopping removes the file
+        return self._reactor.listenUNIX(self._path, self._factory, mode=self._mode,
+                                        wantPID=False)
 
 
 def metadata_services(server: Any) -> list[IService]:
