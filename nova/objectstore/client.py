@@ -8,7 +8,9 @@ injected), signs every request with Signature Version 4
 downloads go to a temporary file beside the target and are renamed into place
 once complete and checked (MD5 against the ETag for a plain object), uploads
 are read from their file in pieces. Only L{ObjectStoreClient.get_object_bytes}
-keeps a body in memory, up to a limit the caller gives.
+keeps a body in memory, up to a limit the caller gives (and
+L{ObjectStoreClient.upload_part} sends a multipart upload's part that the
+caller holds: volume snapshots, L{nova.volume.snapshots}).
 
 Every error is a L{nova.objectstore.errors.S3Error}: the class of the S3 code
 the store answered with when there is one (C{NoSuchKey}...), else
@@ -20,11 +22,15 @@ not match its ETag.
 from __future__ import annotations
 
 import email.utils
+import hashlib
+import io
 import os
 import tempfile
 import xml.etree.ElementTree as ElementTree
+from base64 import b64encode
 from pathlib import Path
-from typing import Any, Awaitable, Callable, TypeVar
+from typing import Any, Awaitable, Callable, Sequence, TypeVar
+from xml.sax.saxutils import escape
 
 import attr
 from twisted.internet import defer, error as net_error, task, threads
@@ -418,3 +424,95 @@ class ObjectStoreClient:
             token = root.findtext(_NS + "NextContinuationToken")
             if root.findtext(_NS + "IsTruncated") != "true" or not token:
                 return BucketListing(objects=tuple(objects), common_prefixes=tuple(prefixes))
+
+    async def create_multipart_upload(self, bucket: str, key: str,
+                                      content_type: str = "binary/octet-stream",
+                                      metadata: dict[str, str] | None = None) -> str:
+        """
+        Start a multipart upload (CreateMultipartUpload): the object appears
+        only once L{complete_multipart_upload} joins its parts.
+
+        @return: the upload id.
+        @raise errors.NoSuchBucket: no such bucket.
+        """
+        headers = {"Content-Type": content_type}
+        for name, value in (metadata or {}).items():
+            headers[f"x-amz-meta-{name}"] = value
+        body = await self._call("POST", bucket, key, query=[("uploads", "")], headers=headers)
+        upload_id = ElementTree.fromstring(body).findtext(_NS + "UploadId")
+        if not upload_id:
+            raise RemoteS3Error(f"{bucket}/{key}: no UploadId in the answer", code="HTTP200")
+        return upload_id
+
+    async def upload_part(self, bucket: str, key: str, upload_id: str, part_number: int,
+                          data: bytes) -> str:
+        """
+        Send one part (UploadPart) from memory, with its Content-MD5 and
+        signed SHA-256 (computed in a thread). Every part but the last must be
+        at least 5 MiB, which the store checks only on completion.
+
+        @param part_number: 1 to 10,000.
+        @return: the part's ETag (no quotes), to give to L{complete_multipart_upload}.
+        @raise errors.NoSuchUpload: no such upload (aborted, or completed).
+        @raise errors.BadDigest: the store kept something else than what was sent.
+        """
+        def digests(body: bytes) -> tuple[str, str, str]:
+            md5 = hashlib.md5(body)
+            return md5.hexdigest(), b64encode(md5.digest()).decode(), \
+                hashlib.sha256(body).hexdigest()
+
+        md5_hex, md5_b64, sha256 = await self._in_thread(digests, data)
+        producer = web_client.FileBodyProducer(io.BytesIO(data), self._cooperator,
+                                               readSize=_CHUNK)
+        response = await self.request("PUT", bucket, key,
+                                      query=[("partNumber", str(part_number)),
+                                             ("uploadId", upload_id)],
+                                      headers={"Content-MD5": md5_b64}, body=producer,
+                                      payload_sha256=sha256)
+        await self._check(response)
+        etag = _header(response, "etag").strip('"')
+        await self._read(response, _ERROR_BODY_LIMIT)
+        if etag != md5_hex:
+            raise errors.BadDigest(f"{bucket}/{key} part {part_number}: stored ETag {etag}, "
+                                   f"sent MD5 {md5_hex}")
+        return etag
+
+    async def complete_multipart_upload(self, bucket: str, key: str, upload_id: str,
+                                        parts: Sequence[tuple[int, str]]) -> str:
+        """
+        Join the parts into the object (CompleteMultipartUpload).
+
+        @param parts: C{(part number, etag)} pairs in ascending order.
+        @return: the object's ETag (no quotes; C{md5-of-part-md5s-N}).
+        @raise errors.InvalidPart: a part is missing or has another ETag.
+        @raise errors.EntityTooSmall: a part but the last is under 5 MiB.
+        """
+        xml = ["<CompleteMultipartUpload>"]
+        for number, etag in parts:
+            xml.append(f'<Part><PartNumber>{int(number)}</PartNumber><ETag>"{escape(etag)}"'
+                       "</ETag></Part>")
+        xml.append("</CompleteMultipartUpload>")
+        document = "".join(xml).encode()
+        response = await self.request(
+            "POST", bucket, key, query=[("uploadId", upload_id)],
+            headers={"Content-Type": "application/xml"},
+            body=web_client.FileBodyProducer(io.BytesIO(document), self._cooperator),
+            payload_sha256=hashlib.sha256(document).hexdigest())
+        await self._check(response)
+        body = await self._read(response, _ERROR_BODY_LIMIT)
+        root = ElementTree.fromstring(body)
+        if root.tag.rpartition("}")[2] == "Error":
+            # S3 may fail a completion after its 200 went out: the error is in the body
+            raise error_from_response(500, body)
+        return (root.findtext(_NS + "ETag") or "").strip('"')
+
+    async def abort_multipart_upload(self, bucket: str, key: str, upload_id: str) -> None:
+        """
+        Abort a multipart upload: its parts are deleted; an upload that no
+        longer exists (already aborted or completed) is not an error.
+        """
+        try:
+            await self._call("DELETE", bucket, key, query=[("uploadId", upload_id)],
+                             ok=(204, 200))
+        except errors.NoSuchUpload:
+            pass
