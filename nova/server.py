@@ -30,6 +30,7 @@ from nova.network.networks import NetworkRepository
 from nova.network.security_groups import SecurityGroupRepository
 from nova.network.wiring import make_plumbing
 from nova.objectstore.client import ObjectStoreClient
+from nova.volume.repository import SnapshotRepository, VolumeRepository
 from nova.rpc import make_transport
 
 T = TypeVar("T")
@@ -162,6 +163,15 @@ class NovaServer:
     @cached_property
     def security_groups(self) -> SecurityGroupRepository:
         return SecurityGroupRepository(self._datastore, self.reactor)
+
+    @cached_property
+    def volumes(self) -> VolumeRepository:
+        # the instances' quota repository: one usage hash per project
+        return VolumeRepository(self._datastore, self.reactor, self.instances.quotas)
+
+    @cached_property
+    def snapshots(self) -> SnapshotRepository:
+        return SnapshotRepository(self._datastore, self.reactor)
 
     def network_plumbing(self, netns: str) -> Any:
         """

@@ -11,7 +11,7 @@ from twisted.trial import unittest
 
 from nova.compute import instance_types
 from nova.compute.quota import (
-    DEFAULT_QUOTAS, InstanceLimitExceeded, QuotaRepository, how_many_fit)
+    DEFAULT_QUOTAS, QUOTA_NAMES, InstanceLimitExceeded, QuotaRepository, how_many_fit)
 from nova.compute.repository import InstanceRepository
 from nova.exception import ClientError, InvalidParameterValue
 from tests.test_compute_records import a_launch
@@ -20,6 +20,11 @@ from tests.test_datastore_repositories import RepositoryMixin
 
 TINY = instance_types.get("m1.tiny")
 XLARGE = instance_types.get("m1.xlarge")
+
+
+def usage(**used: int) -> dict[str, int]:
+    """@return: a whole usage hash: every quota name, 0 unless given."""
+    return {**dict.fromkeys(QUOTA_NAMES, 0), **used}
 
 
 class HowManyFitTests(unittest.TestCase):
@@ -63,11 +68,11 @@ class QuotaMixin(RepositoryMixin):
     async def test_defaults_and_overrides(self) -> None:
         _, quotas = self.repos()
         self.assertEqual(await quotas.get_quotas("proj"),
-                         {"instances": 10, "cores": 20, "ram_mb": 51200})
+                         {"instances": 10, "cores": 20, "ram_mb": 51200, "floating_ips": 10,
+                          "volumes": 10, "gigabytes": 1000})
         after = await quotas.set_quota("proj", "cores", 64)
         self.assertEqual(after["cores"], 64)
-        self.assertEqual(await quotas.get_quotas("proj"),
-                         {"instances": 10, "cores": 64, "ram_mb": 51200})
+        self.assertEqual(await quotas.get_quotas("proj"), {**DEFAULT_QUOTAS, "cores": 64})
         self.assertEqual((await quotas.get_quotas("other"))["cores"], 20)
         self.assertEqual((await quotas.set_quota("proj", "cores", None))["cores"], 20)
         for name, value in [("gpus", 1), ("cores", -1), ("cores", "9"), ("cores", True)]:
@@ -75,7 +80,9 @@ class QuotaMixin(RepositoryMixin):
         self.assertEqual(await quotas.get_quotas("proj"), dict(DEFAULT_QUOTAS))
 
     async def test_custom_defaults(self) -> None:
-        quotas = QuotaRepository(self.store, {"instances": 2, "cores": 4, "ram_mb": 1024})
+        quotas = QuotaRepository(self.store, {"instances": 2, "cores": 4, "ram_mb": 1024,
+                                              "floating_ips": 1, "volumes": 1,
+                                              "gigabytes": 5})
         self.assertEqual((await quotas.get_quotas("proj"))["instances"], 2)
         self.assertRaises(ValueError, QuotaRepository, self.store, {"instances": 2})
 
@@ -84,7 +91,7 @@ class QuotaMixin(RepositoryMixin):
         first = await instances.create_reservation(*a_launch(4), min_count=1)
         self.assertEqual(len(first.instances), 4)
         self.assertEqual(await quotas.get_usage("proj"),
-                         {"instances": 4, "cores": 4, "ram_mb": 2048})
+                         usage(instances=4, cores=4, ram_mb=2048))
         reservation, asked = a_launch(8)
         second = await instances.create_reservation(reservation, asked, min_count=2)
         self.assertEqual(list(second.instances), asked[:6])
@@ -118,7 +125,7 @@ class QuotaMixin(RepositoryMixin):
         self.assertEqual((await quotas.get_usage("proj"))["instances"], 10)
         await instances.transition(launched[0].instance_id, "destroyed")
         self.assertEqual(await quotas.get_usage("proj"),
-                         {"instances": 9, "cores": 9, "ram_mb": 9 * 512})
+                         usage(instances=9, cores=9, ram_mb=9 * 512))
         self.assertEqual(len((await instances.create_reservation(*a_launch(1))).instances), 1)
         # purging a terminated instance gives back nothing more
         self.clock.advance(7200)
@@ -130,7 +137,7 @@ class QuotaMixin(RepositoryMixin):
         [inst] = (await instances.create_reservation(*a_launch(1))).instances
         await instances.update(inst.instance_id, instance_type="m1.medium")
         self.assertEqual(await quotas.get_usage("proj"),
-                         {"instances": 1, "cores": 2, "ram_mb": 4096})
+                         usage(instances=1, cores=2, ram_mb=4096))
 
     async def _race(self, min_count: int) -> list[Any]:
         instances, _ = self.repos(interleaved=True)

@@ -1,12 +1,14 @@
 """
-Per-project quotas on instances, cores and RAM, as in 2010 nova
-(C{nova/quota.py}): defaults, per-project overrides kept in the datastore, and
-the RunInstances check (how many of MinCount..MaxCount fit).
+Per-project quotas on instances, cores and RAM, elastic IPs, volumes and
+their gigabytes, as in 2010 nova (C{nova/quota.py}): defaults, per-project
+overrides kept in the datastore, and the RunInstances check (how many of
+MinCount..MaxCount fit).
 
 What a project uses is a hash (L{keys.quota_usage}) that the instance
 repository updates in the same transaction as the instance records, so the
 check and the launch are one atomic step: two concurrent launches cannot both
-spend the same headroom.
+spend the same headroom. The volume repository (L{nova.volume.repository})
+keeps C{volumes} and C{gigabytes} in the same hash, the same way.
 """
 
 from __future__ import annotations
@@ -20,9 +22,11 @@ from nova.datastore.interfaces import IDatastore, ITransaction
 from nova.exception import ClientError, InvalidParameterValue
 
 #: the quotas every project has unless overridden (C{floating_ips} is
-#: enforced by L{nova.network.floating_ips}, which reads the same overrides)
+#: enforced by L{nova.network.floating_ips}, which reads the same overrides;
+#: C{volumes} and C{gigabytes} by L{nova.volume.repository})
 DEFAULT_QUOTAS: types.MappingProxyType[str, int] = types.MappingProxyType({
     "instances": 10, "cores": 20, "ram_mb": 51200, "floating_ips": 10,
+    "volumes": 10, "gigabytes": 1000,
 })
 
 QUOTA_NAMES = tuple(DEFAULT_QUOTAS)

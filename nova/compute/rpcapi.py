@@ -65,6 +65,32 @@ class ComputeAPI:
         return await self._rpc.call(host_topic(host), "get_console_output",
                                     {"instance_id": instance_id}, context)
 
+    async def attach_volume(self, context: RequestContext, host: str, instance_id: str,
+                            volume_id: str, device: str) -> None:
+        """
+        Connect a volume the API moved to C{attaching} and plug it into the
+        guest; the node reports C{attached} or C{attach_failed} on the volume.
+
+        @param device: the disk the guest sees (C{vdb} .. C{vdz}, from
+            L{nova.volume.records.guest_device}).
+        """
+        await self._rpc.cast(host_topic(host), "attach_volume",
+                             {"instance_id": instance_id, "volume_id": volume_id,
+                              "device": device}, context)
+
+    async def detach_volume(self, context: RequestContext, host: str, instance_id: str,
+                            volume_id: str, force: bool = False) -> None:
+        """
+        Unplug a volume the API moved to C{detaching} and disconnect it; the
+        node reports C{detached} or C{detach_failed} on the volume.
+
+        @param force: DetachVolume's Force: detach even an attachment that
+            never completed, and report C{detached} whatever the guest says.
+        """
+        await self._rpc.cast(host_topic(host), "detach_volume",
+                             {"instance_id": instance_id, "volume_id": volume_id,
+                              "force": bool(force)}, context)
+
     async def refresh_security_groups(self, context: RequestContext, host: str,
                                       timeout: float | None = None) -> int:
         """

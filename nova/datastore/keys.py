@@ -194,8 +194,9 @@ def quota(project_id: str) -> str:
 def quota_usage(project_id: str) -> str:
     """
     @return: the hash of what a project's non-terminated instances use
-        (C{instances}, C{cores}, C{ram_mb}, decimal), kept in step with the
-        instance records in the same transactions.
+        (C{instances}, C{cores}, C{ram_mb}) and its volumes (C{volumes},
+        C{gigabytes}), decimal, kept in step with the instance and volume
+        records in the same transactions.
     """
     return f"quota-usage:{part(project_id)}"
 
@@ -353,3 +354,60 @@ def security_group_referrers(project_id: str, name: str) -> str:
         it names itself).
     """
     return f"security_group_referrers:{part(project_id)}:{part(name)}"
+
+
+# -- volumes and snapshots (nova.volume.repository) -------------------------------
+#
+# One JSON record per volume and per snapshot. Creating a volume writes its
+# record, its members of the two by-time sorted sets (every volume, the
+# project's) and the project's quota usage (volumes, gigabytes) in one
+# transaction; removing it undoes all of them in one. A volume is in its
+# host's set once scheduled, and in its instance's set while attached (or
+# being attached or detached): the attach transaction watches that set, so two
+# volumes cannot take one device of an instance. A snapshot is written with
+# its by-time members and its member of its volume's set (which the volume's
+# delete watches: a volume is not deleted under a snapshot in progress).
+
+def volume(volume_id: str) -> str:
+    """@return: the key holding a L{nova.volume.records.Volume} record."""
+    return f"volume:{part(volume_id)}"
+
+
+def volumes_by_time() -> str:
+    """@return: the sorted set of every volume key, scored by creation time."""
+    return "volumes:by_time"
+
+
+def volumes_of_project(project_id: str) -> str:
+    """@return: the sorted set of a project's volume keys, scored by creation time."""
+    return f"volumes:project:{part(project_id)}"
+
+
+def volumes_on_host(host: str) -> str:
+    """@return: the index set of the volume keys a volume host holds."""
+    return f"volumes:host:{part(host)}"
+
+
+def volumes_of_instance(instance_id: str) -> str:
+    """@return: the index set of the volume keys attached (or attaching) to an instance."""
+    return f"volumes:instance:{part(instance_id)}"
+
+
+def snapshot(snapshot_id: str) -> str:
+    """@return: the key holding a L{nova.volume.records.Snapshot} record."""
+    return f"snapshot:{part(snapshot_id)}"
+
+
+def snapshots_by_time() -> str:
+    """@return: the sorted set of every snapshot key, scored by creation time."""
+    return "snapshots:by_time"
+
+
+def snapshots_of_project(project_id: str) -> str:
+    """@return: the sorted set of a project's snapshot keys, scored by creation time."""
+    return f"snapshots:project:{part(project_id)}"
+
+
+def snapshots_of_volume(volume_id: str) -> str:
+    """@return: the index set of the snapshot keys taken of a volume."""
+    return f"snapshots:volume:{part(volume_id)}"

@@ -14,11 +14,13 @@ from nova.api.ec2.images import ImageController
 from nova.api.ec2.instances import InstanceController
 from nova.api.ec2.keypairs import KeyPairController
 from nova.api.ec2.security_groups import SecurityGroupController
+from nova.api.ec2.volumes import VolumeController
 from nova.api.ec2.zones import ZoneController
 from nova.compute.rpcapi import ComputeAPI
 from nova.compute.secgroup_refresh import SecurityGroupRefresher
 from nova.network.rpcapi import NetworkAPI
 from nova.scheduler.rpcapi import SchedulerAPI
+from nova.volume.rpcapi import VolumeAPI
 
 
 class CloudController:
@@ -37,6 +39,10 @@ class CloudController:
                                             SchedulerAPI(server.rpc), ComputeAPI(server.rpc),
                                             server.reactor, groups=server.security_groups)
         self.addresses = AddressController(server.floating_ips, NetworkAPI(server.rpc))
+        self.volumes = VolumeController(server.volumes, server.snapshots, VolumeAPI(server.rpc),
+                                        ComputeAPI(server.rpc), server.instances,
+                                        server.reactor, zone=config.zone,
+                                        services=server.services)
         # a rule change is applied by every live compute host before the
         # action answers (and undone if one fails)
         refresh = SecurityGroupRefresher(server.services, ComputeAPI(server.rpc),
@@ -57,4 +63,5 @@ class CloudController:
             **self.images.actions(),
             **self.addresses.actions(),
             **self.security_groups.actions(),
+            **self.volumes.actions(),
         }
