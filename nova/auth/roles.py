@@ -94,6 +94,7 @@ _EC2_ACTIONS: dict[str, tuple[str, ...]] = {
     "DeleteVolume": _OPERATORS,
     "AttachVolume": _OPERATORS,
     "DetachVolume": _OPERATORS,
+    "UpdateVolume": _OPERATORS,
     "CreateSnapshot": _OPERATORS,
     "DeleteSnapshot": _OPERATORS,
     "RegisterImage": _OPERATORS,
