@@ -144,3 +144,64 @@ class OvercommitTests(unittest.TestCase):
         await world.instances.create_reservation(reservation, instances)
         self.assertIsNone(await strict.run_instance(CTX, instances[0].instance_id))
         self.assertEqual(len(compute.spawns), 10)
+
+
+class RecordingVolumeAPI:
+    """A L{VolumeAPI} that records the creations it is asked to cast."""
+
+    def __init__(self) -> None:
+        self.created: list[tuple[str, str]] = []
+
+    async def create_volume_on(self, context: Any, host: str, volume_id: str) -> None:
+        self.created.append((host, volume_id))
+
+
+class VolumeSchedulingTests(unittest.TestCase):
+    """A new volume goes to the live volume host of its zone holding the fewest GiB."""
+
+    def setUp(self) -> None:
+        from nova.volume.repository import VolumeRepository
+        self.world = ComputeWorld(self.mktemp())
+        self.volumes = VolumeRepository(self.world.store, self.world.clock,
+                                        self.world.instances.quotas)
+        self.api = RecordingVolumeAPI()
+        self.scheduler = SchedulerManager(
+            "sched", self.world.clock, instances=self.world.instances,
+            services=self.world.services, compute=RecordingCompute(), down_time=60,
+            volumes=self.volumes, volume_api=self.api)
+
+    async def volume_host(self, host: str, zone: str = "nova") -> None:
+        from nova.datastore.records import Service
+        now = self.world.clock.seconds()
+        await self.world.services.heartbeat(Service(
+            host=host, binary="nova-volume", topic="volume", zone=zone, updated_at=now,
+            report_count=1, capacity={}, started_at=now - 10))
+
+    async def new_volume(self, size: int) -> str:
+        from nova.volume.records import Volume, new_volume_id
+        now = self.world.clock.seconds()
+        volume = Volume(volume_id=new_volume_id(), project_id="proj", user_id="alice",
+                        size=size, availability_zone="nova", created_at=now, updated_at=now)
+        await self.volumes.create(volume)
+        return volume.volume_id
+
+    async def test_fewest_gigabytes_wins(self) -> None:
+        await self.volume_host("v1")
+        await self.volume_host("v2")
+        await self.volume_host("elsewhere", zone="east")
+        big = await self.new_volume(50)
+        self.assertEqual(await self.scheduler.create_volume(CTX, big), "v1")
+        small = await self.new_volume(1)
+        self.assertEqual(await self.scheduler.create_volume(CTX, small), "v2")
+        self.assertEqual(self.api.created, [("v1", big), ("v2", small)])
+        self.assertEqual((await self.volumes.get(small)).host, "v2")
+        # already placed: nothing happens
+        self.assertIsNone(await self.scheduler.create_volume(CTX, small))
+
+    async def test_no_volume_host_is_an_error(self) -> None:
+        volume_id = await self.new_volume(1)
+        self.assertIsNone(await self.scheduler.create_volume(CTX, volume_id))
+        volume = await self.volumes.get(volume_id)
+        self.assertEqual((volume.status, volume.status_reason),
+                         ("error", "no volume host is available"))
+        self.assertEqual(self.api.created, [])

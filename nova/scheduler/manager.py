@@ -26,6 +26,8 @@ from nova.datastore.repositories import ServiceRepository
 from nova.rpc.dispatcher import expose
 from nova.scheduler.hosts import POLICIES, Demand, NoValidHost
 from nova.service import Manager
+from nova.volume import states as volume_states
+from nova.volume.rpcapi import TOPIC as VOLUME_TOPIC
 
 log = Logger()
 
@@ -75,6 +77,8 @@ class SchedulerManager(Manager):
     @param rng: for the chance policy.
     @param cpu_ratio: vCPUs handed out per host CPU.
     @param ram_ratio: guest memory handed out per MiB of host memory.
+    @param volumes: the volume records (L{nova.volume.repository.VolumeRepository}).
+    @param volume_api: sends the chosen volume host its work.
     """
 
     binary = "nova-scheduler"
@@ -82,7 +86,8 @@ class SchedulerManager(Manager):
     def __init__(self, host: str, clock: Any, *, instances: InstanceRepository,
                  services: ServiceRepository, compute: ComputeAPI, policy: str = "simple",
                  down_time: float = 60.0, rng: random.Random | None = None,
-                 cpu_ratio: float = 1.0, ram_ratio: float = 1.0) -> None:
+                 cpu_ratio: float = 1.0, ram_ratio: float = 1.0,
+                 volumes: Any = None, volume_api: Any = None) -> None:
         super().__init__(host, clock)
         if policy not in POLICIES:
             raise ValueError(f"unknown scheduler policy {policy!r}: "
@@ -96,6 +101,8 @@ class SchedulerManager(Manager):
         self._claims = _Claims()
         self._cpu_ratio = cpu_ratio
         self._ram_ratio = ram_ratio
+        self._volumes = volumes
+        self._volume_api = volume_api
 
     async def _compute_hosts(self) -> Sequence[Service]:
         return [self._claims.apply(overcommitted(s, self._cpu_ratio, self._ram_ratio))
@@ -133,4 +140,40 @@ class SchedulerManager(Manager):
         await self._instances.update(instance_id, host=chosen.host,
                                      availability_zone=chosen.zone)
         await self._compute.run_instance(context, chosen.host, instance_id)
+        return chosen.host
+
+    @expose
+    async def create_volume(self, context: RequestContext, volume_id: str) -> str | None:
+        """
+        Choose the volume host of a new volume: a live nova-volume of the
+        volume's zone holding the fewest gigabytes (2010's SimpleScheduler),
+        record it and cast the creation there. With none, the volume ends in
+        C{error} saying so.
+
+        @return: the chosen host, or C{None}.
+        """
+        volume = await self._volumes.get(volume_id)
+        if volume.status != volume_states.CREATING or volume.host is not None:
+            log.info("not scheduling {id}: it is {status} on {host}", id=volume_id,
+                     status=volume.status, host=volume.host)
+            return None
+        live = [s for s in await self._services.list()
+                if s.topic == VOLUME_TOPIC and not s.disabled
+                and self._services.is_up(s, self._down_time)
+                and s.zone == volume.availability_zone]
+        if not live:
+            log.warn("no volume host for {id} in zone {zone}", id=volume_id,
+                     zone=volume.availability_zone)
+            await self._volumes.transition(volume_id, "create_failed",
+                                           status_reason="no volume host is available")
+            return None
+        held: dict[str, int] = {s.host: 0 for s in live}
+        for other in await self._volumes.list():
+            if other.host in held:
+                held[other.host] += other.size
+        chosen = min(live, key=lambda s: (held[s.host], s.host))
+        await self._volumes.update(volume_id, host=chosen.host)
+        await self._volume_api.create_volume_on(context, chosen.host, volume_id)
+        log.info("{id} ({size} GiB) goes to volume host {host}", id=volume_id,
+                 size=volume.size, host=chosen.host)
         return chosen.host

@@ -20,6 +20,7 @@ from nova.network.rpcapi import NetworkAPI
 from nova.network.security_rules import RuleResolver
 from nova.scheduler.manager import SchedulerManager
 from nova.scheduler.rpcapi import TOPIC as SCHEDULER_TOPIC
+from nova.volume.rpcapi import VolumeAPI
 from nova.server import NovaServer
 from nova.tap.components import ClosingService, service
 from nova.utils.process.runner import ProcessRunner
@@ -40,7 +41,8 @@ async def scheduler_components(server: NovaServer) -> list[IService]:
                                down_time=config.service.service_down_time,
                                rng=random.Random(),
                                cpu_ratio=config.scheduler.cpu_allocation_ratio,
-                               ram_ratio=config.scheduler.ram_allocation_ratio)
+                               ram_ratio=config.scheduler.ram_allocation_ratio,
+                               volumes=server.volumes, volume_api=VolumeAPI(server.rpc))
     return [service(server, manager, SCHEDULER_TOPIC)]
 
 

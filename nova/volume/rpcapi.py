@@ -77,6 +77,12 @@ class VolumeAPI:
         await self._rpc.cast(SCHEDULER_TOPIC, "create_volume", {"volume_id": volume_id},
                              context)
 
+    async def create_volume_on(self, context: RequestContext, host: str,
+                               volume_id: str) -> None:
+        """The scheduler's hand-off: C{host} makes the volume and exports it."""
+        await self._rpc.cast(host_topic(host), "create_volume", {"volume_id": volume_id},
+                             context)
+
     async def delete_volume(self, context: RequestContext, host: str, volume_id: str) -> None:
         """
         Have C{host} remove the export and storage of a C{deleting} volume,
