@@ -74,6 +74,7 @@ class ComputeManager(Manager):
     @param kernel_cmdline: the command line of kernel-booted instances.
     @param networking: plugs instances into their networks and enforces
         their security groups (L{nova.compute.networking.ComputeNetworking}).
+    @param volumes: hot-plugs volumes (L{nova.compute.volumes.ComputeVolumes}).
     """
 
     binary = "nova-compute"
@@ -81,7 +82,7 @@ class ComputeManager(Manager):
     def __init__(self, host: str, clock: Any, *, driver: Any, instances: InstanceRepository,
                  images: ImageRepository, image_cache: ImageCache, disks: DiskMaker,
                  instances_dir: Path, run_in_thread: ThreadRunner,
-                 kernel_cmdline: str, networking: Any) -> None:
+                 kernel_cmdline: str, networking: Any, volumes: Any) -> None:
         super().__init__(host, clock)
         self._driver = driver
         self._instances = instances
@@ -92,6 +93,7 @@ class ComputeManager(Manager):
         self._run_in_thread = run_in_thread
         self._cmdline = kernel_cmdline
         self._networking = networking
+        self._volumes = volumes
         self._locks: dict[str, defer.DeferredLock] = {}
         self._host_capacity = HostCapacity(vcpus=0, memory_mb=0, disk_gb=0)
         #: instance id to (vcpus, memory MiB) of what this host holds
@@ -246,6 +248,7 @@ class ComputeManager(Manager):
                 return
             await self._discard(instance_id)
             await self._networking.unplug(context, instance_id)
+            await self._volumes.release(instance_id)
             await self._instances.transition(instance_id, "destroyed",
                                              power_state=power_state.NOSTATE)
 
@@ -307,6 +310,22 @@ class ComputeManager(Manager):
     def _console_file(self, instance_id: str) -> bytes:
         # a stopped-and-gone guest still has its log file
         return read_tail(str(self._instance_dir(instance_id) / "console.log"), CONSOLE_BYTES)
+
+    @expose
+    async def attach_volume(self, context: RequestContext, instance_id: str, volume_id: str,
+                            device: str) -> None:
+        """Hot-plug a volume the API moved to C{attaching} (at the device it recorded)."""
+        async with self._locked(instance_id):
+            if await self._mine(instance_id) is not None:
+                await self._volumes.attach(instance_id, volume_id)
+
+    @expose
+    async def detach_volume(self, context: RequestContext, instance_id: str, volume_id: str,
+                            force: bool = False) -> None:
+        """Unplug a volume the API moved to C{detaching}."""
+        async with self._locked(instance_id):
+            if await self._mine(instance_id) is not None:
+                await self._volumes.detach(instance_id, volume_id, force)
 
     @expose
     async def refresh_security_groups(self, context: RequestContext) -> int:

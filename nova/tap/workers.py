@@ -14,6 +14,7 @@ from nova.compute.disks import DiskMaker
 from nova.compute.imagecache import ImageCache
 from nova.compute.manager import ComputeManager
 from nova.compute.networking import ComputeNetworking
+from nova.compute.volumes import ComputeVolumes
 from nova.compute.rpcapi import TOPIC as COMPUTE_TOPIC, ComputeAPI
 from nova.config import ConfigError
 from nova.network.rpcapi import NetworkAPI
@@ -117,7 +118,8 @@ async def compute_components(server: NovaServer) -> list[IService]:
                                  instances_dir=config.instances_dir.absolute(),
                                  run_in_thread=server.run_in_thread,
                                  kernel_cmdline=config.compute.kernel_cmdline,
-                                 networking=networking)
+                                 networking=networking,
+                                 volumes=ComputeVolumes(server.volumes, hypervisor.driver))
         await manager.init_host()
     except BaseException:
         await close()

@@ -17,6 +17,7 @@ from nova.compute.disks import DiskMaker
 from nova.compute.imagecache import ImageCache
 from nova.compute.manager import ComputeManager
 from nova.compute.networking import ComputeNetworking
+from nova.compute.volumes import ComputeVolumes
 from nova.compute.repository import InstanceRepository
 from nova.datastore.memory import MemoryDatastore
 from nova.datastore.records import Service
@@ -32,6 +33,7 @@ from nova.network.networks import NetworkRepository
 from nova.network.security_groups import SecurityGroupRepository
 from nova.network.security_rules import RuleResolver
 from nova.utils.process.fake import FakeProcessRunner
+from nova.volume.repository import VolumeRepository
 from nova.virt.fake import FakeDriver
 
 #: what the fake qemu-img says of every base image
@@ -88,6 +90,7 @@ class ComputeWorld:
         self.instances = InstanceRepository(self.store, self.clock)
         self.images = ImageRepository(self.store, self.clock)
         self.keypairs = KeyPairRepository(self.store)
+        self.volumes = VolumeRepository(self.store, self.clock, self.instances.quotas)
         self.services = ServiceRepository(self.store, self.clock)
         self.client = FakeStoreClient()
         self.driver = FakeDriver(self.clock)
@@ -100,7 +103,8 @@ class ComputeWorld:
             host, self.clock, driver=self.driver, instances=self.instances,
             images=self.images, image_cache=self.cache, disks=DiskMaker(self.runner),
             instances_dir=self.dir, run_in_thread=run_now,
-            kernel_cmdline="console=ttyS0", networking=self._networking(host))
+            kernel_cmdline="console=ttyS0", networking=self._networking(host),
+            volumes=ComputeVolumes(self.volumes, self.driver))
 
     def _networking(self, host: str) -> ComputeNetworking:
         """One VLAN network per project from 10.1.0.0/20, served in memory."""
