@@ -173,6 +173,25 @@ class NetworkConfig:
 
 
 @attr.s(frozen=True, auto_attribs=True, kw_only=True)
+class VolumeConfig:
+    """The storage worker (nova-volume): where volumes live and how they are served."""
+
+    #: C{nbd} (qemu-storage-daemon, unix socket), C{iscsi} (tgt), C{aoe}
+    #: (vblade, as in 2010) or C{fake} (in memory: control-plane tests)
+    driver: str = "nbd"
+    #: C{file} (sparse files under the state directory) or C{lvm}
+    backing: str = "file"
+    #: the LVM volume group of C{backing = lvm}
+    volume_group: str = "nova-volumes"
+    #: the volume host's network namespace (empty: the root namespace)
+    host_netns: str = ""
+    #: iSCSI: the portal address compute hosts connect to
+    iscsi_portal_address: str = "127.0.0.1"
+    #: AoE: the interface vblade serves on
+    aoe_interface: str = ""
+
+
+@attr.s(frozen=True, auto_attribs=True, kw_only=True)
 class SchedulerConfig:
     """How a host is chosen for new work."""
 
@@ -211,6 +230,7 @@ class NovaConfig:
     compute: ComputeConfig = attr.Factory(ComputeConfig)
     scheduler: SchedulerConfig = attr.Factory(SchedulerConfig)
     network: NetworkConfig = attr.Factory(NetworkConfig)
+    volume: VolumeConfig = attr.Factory(VolumeConfig)
 
     @property
     def creds_dir(self) -> Path:
@@ -257,6 +277,7 @@ _SECTIONS = {
     "compute": ComputeConfig,
     "scheduler": SchedulerConfig,
     "network": NetworkConfig,
+    "volume": VolumeConfig,
 }
 
 

@@ -130,11 +130,13 @@ class NovaService(MultiService):
 
     async def report_state(self) -> None:
         """Write this service's heartbeat; a datastore outage is logged, not fatal."""
-        record = Service(host=self.manager.host, binary=self.binary, topic=self.topic or "",
-                         zone=self.zone, updated_at=self._clock.seconds(),
-                         report_count=self._report_count, capacity=self.manager.capacity(),
-                         disabled=False, started_at=self._started_at)
         try:
+            # inside: a capacity the record refuses must be logged, not end the timer
+            record = Service(host=self.manager.host, binary=self.binary,
+                             topic=self.topic or "", zone=self.zone,
+                             updated_at=self._clock.seconds(), report_count=self._report_count,
+                             capacity=self.manager.capacity(), disabled=False,
+                             started_at=self._started_at)
             await self._services.heartbeat(record)
             self._report_count += 1
         except Exception as e:

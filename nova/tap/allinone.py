@@ -20,6 +20,7 @@ from nova.auth.credentials import novarc, s3cmd_config
 from nova.config import NovaConfig
 from nova.image.tiny import register_tiny_image
 from nova.network.wiring import network_components
+from nova.volume.wiring import volume_components
 from nova.server import NovaServer
 from nova.tap.components import (admin_controller, api_components, endpoints_of,
                                   objectstore_components)
@@ -38,8 +39,8 @@ class Options(NovaOptions):
 async def allinone_components(server: NovaServer) -> list[IService]:
     """@return: every component of the cloud, in start order."""
     return (await objectstore_components(server) + await scheduler_components(server)
-            + await network_components(server) + await compute_components(server)
-            + await api_components(server))
+            + await network_components(server) + await volume_components(server)
+            + await compute_components(server) + await api_components(server))
 
 
 async def bootstrap(server: NovaServer) -> None:

@@ -61,13 +61,16 @@ class AllInOne:
 
     def __init__(self, extra_config: str = "", host: str = "functional-test",
                  compute: str = "driver = fake\n", tiny_image: bool = False,
-                 network: str = "driver = fake\n") -> None:
+                 network: str = "driver = fake\n",
+                 volume: str = "driver = fake\n") -> None:
         """
         @param extra_config: more INI text (whole sections).
         @param compute: the C{[compute]} section's settings (default: the fake
             driver, for the functional tests that run no real guest).
         @param network: the C{[network]} section's settings (default: the
             in-memory network host, no bridges or dnsmasq).
+        @param volume: the C{[volume]} section's settings (default: the
+            in-memory export driver over sparse files).
         @param tiny_image: build and register the tiny image on first start.
         """
         self.tiny_image = tiny_image
@@ -97,6 +100,8 @@ class AllInOne:
             + compute
             + "[network]\n"
             + network
+            + "[volume]\n"
+            + volume
             + extra_config
         )
         self.host = host

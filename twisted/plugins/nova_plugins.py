@@ -16,3 +16,6 @@ novaScheduler = ServiceMaker("nova-scheduler", "nova.tap.scheduler",
 novaNetwork = ServiceMaker("nova-network", "nova.tap.network",
                            "nova network controller: fixed and elastic IPs, VLAN networks, "
                            "DHCP, NAT, metadata proxy", "nova-network")
+novaVolume = ServiceMaker("nova-volume", "nova.tap.volume",
+                          "nova storage worker: block volumes over NBD, iSCSI or AoE, "
+                          "snapshots", "nova-volume")

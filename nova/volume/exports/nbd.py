@@ -34,6 +34,8 @@ from nova.utils.process import IProcessRunner
 from nova.volume import host_ids
 from nova.volume.exports import procs
 from nova.volume.exports.interface import ExportConflict, ExportError, ExportInUse, IExportDriver
+from nova.volume.point_in_time import (COMMANDS_BEFORE_WAIT, backup_job_done,
+                                       point_in_time_commands)
 from nova.volume.qmp import QmpClient, QmpCommandError, QmpConnectionLost, QmpError, connect_qmp
 
 __all__ = ["NbdExportDriver", "daemon_argv", "NODE_PREFIX"]
@@ -299,3 +301,32 @@ class NbdExportDriver:
             return True
         finally:
             self._lock.release()
+
+
+async def point_in_time_copy(driver: NbdExportDriver, volume_id: str, target_path: str,
+                             *, poll: float = 0.05) -> None:
+    """
+    Copy an exported volume, as it is at this moment, into C{target_path}
+    (already made, of the volume's size: L{create_copy_target}) while the
+    guest keeps writing: the daemon's backup job copies before it lets a
+    write through (docs/snapshots.md, crash consistency).
+
+    @raise nova.volume.point_in_time.PointInTimeFailed: the job failed.
+    """
+    job_id = "snap-" + host_ids.volume_id(volume_id)[4:]
+    commands = point_in_time_commands(_node(volume_id), target_path, job_id)
+
+    async def copy(client: QmpClient) -> None:
+        for command in commands[:COMMANDS_BEFORE_WAIT]:
+            await client.execute(command["execute"], command["arguments"])
+        try:
+            while not backup_job_done(await client.execute("query-jobs"), job_id):
+                await task.deferLater(driver._reactor, poll, lambda: None)
+        finally:
+            for command in commands[COMMANDS_BEFORE_WAIT:]:
+                try:
+                    await client.execute(command["execute"], command["arguments"])
+                except QmpError as e:
+                    log.warn("cleaning up the copy job {job}: {e}", job=job_id, e=e)
+
+    await driver._session(copy, start=False)
