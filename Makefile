@@ -39,6 +39,8 @@ bench: deps test-services
 	$(VENV)/bin/python bench/objectstore.py
 	$(VENV)/bin/python bench/compute_control_plane.py
 	$(VENV)/bin/python bench/compute_boot.py
+	$(VENV)/bin/python bench/network_ssh.py
+	$(VENV)/bin/python bench/secgroup_refresh.py
 
 clean:
 	rm -rf _trial_temp* build *.egg-info
