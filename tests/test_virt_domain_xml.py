@@ -46,6 +46,13 @@ class DomainXMLTests(unittest.TestCase):
         self.assertEqual(self.parse(kernel_spec(), "kvm").get("type"), "kvm")
         self.assertRaises(ValueError, domain_xml.build_domain, kernel_spec(), "xen")
 
+    def test_tcg_guests_get_rdrand(self) -> None:
+        """Under TCG the CPU offers RDRAND (the guest's random pool fills at once)."""
+        cpu = self.parse(kernel_spec(), "qemu").find("cpu")
+        self.assertEqual(cpu.findtext("model"), "qemu64")
+        self.assertEqual(cpu.find("feature").attrib, {"policy": "require", "name": "rdrand"})
+        self.assertIsNone(self.parse(kernel_spec(), "kvm").find("cpu"))
+
     def test_kernel_boot(self) -> None:
         os_el = self.parse(kernel_spec()).find("os")
         self.assertEqual(os_el.find("type").attrib, {"arch": "x86_64", "machine": "pc"})

@@ -58,6 +58,13 @@ def build_domain(spec: InstanceSpec, domain_type: str, machine: str = "pc",
     else:
         _sub(os_el, "boot", dev="hd")
 
+    if domain_type == "qemu":
+        # TCG's default qemu64 CPU has no RDRAND: a guest's random pool then
+        # fills only after ~1 s of boot, and its first SSH login waits for
+        # it (docs/performance.md). TCG emulates RDRAND; ask for it.
+        cpu = _sub(domain, "cpu", mode="custom", match="exact", check="none")
+        _sub(cpu, "model", "qemu64", fallback="forbid")
+        _sub(cpu, "feature", policy="require", name="rdrand")
     features = _sub(domain, "features")
     _sub(features, "acpi")  # lets a guest with acpid power off gracefully
     _sub(features, "apic")
