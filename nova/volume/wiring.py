@@ -69,6 +69,9 @@ async def volume_components(server: Any) -> list[IService]:
 
     config = server.config
     await server.run_in_thread(volume_dir(server).mkdir, 0o700, True, True)
+    if config.volume.host_netns and config.volume.driver != "fake":
+        from nova.network.wiring import ensure_namespace
+        await ensure_namespace(ProcessRunner(server.reactor), config.volume.host_netns)
     exports, copy_in_use = make_exports(server)
     manager = VolumeManager(config.host, server.reactor, volumes=server.volumes,
                             snapshots=server.snapshots, backing=make_backing(server),

@@ -18,7 +18,8 @@ MARKER = "NOVA-TINY-READY"
 LIBVIRT_CACHE = os.environ.get("NOVA_TEST_LIBVIRT_CACHE", "/var/tmp/nova-libvirt-cache")
 
 
-def e2e_cloud(keep_guests: bool = False, network: str = "") -> AllInOne:
+def e2e_cloud(keep_guests: bool = False, network: str = "",
+              volume: str = "driver = nbd\n") -> AllInOne:
     """
     @param network: more C{[network]} settings (the network host is the
         compute host's namespace; project networks are cut from 10.20.0.0/16).
@@ -37,6 +38,9 @@ def e2e_cloud(keep_guests: bool = False, network: str = "") -> AllInOne:
                               "fixed_range = 10.20.0.0/16\n"
                               "num_networks = 16\n"
                               "network_size = 256\n" + network),
+                     # the volume host is the same namespace: its storage daemon
+                     # goes with it
+                     volume=f"host_netns = {netns}\n" + volume,
                      tiny_image=True, host="e2e-" + netns[-8:])
     cloud.netns = netns  # type: ignore[attr-defined]
     return cloud
