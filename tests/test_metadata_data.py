@@ -96,6 +96,30 @@ class MetadataSourceTests(unittest.TestCase):
             block_devices=(("ami", "sda1"), ("root", "/dev/sda1")),
             manifest_path="mybucket/tiny.manifest.xml", user_data=user_data))
 
+    async def test_attached_volumes_are_listed(self) -> None:
+        """Attached volumes appear as ebs1, ebs2 ... in device order; attaching ones not yet."""
+        from nova.volume.records import Volume, new_volume_id
+        from nova.volume.repository import VolumeRepository
+        volumes = VolumeRepository(self.world.store, self.world.clock, self.world.instances.quotas)
+        instance = await self.world.launch(availability_zone="nova")
+        ids = []
+        for device in ("/dev/vdc", "/dev/sdb", "/dev/vdd"):
+            now = self.world.clock.seconds()
+            volume = Volume(volume_id=new_volume_id(), project_id=instance.project_id,
+                            user_id="alice", size=1, availability_zone="nova",
+                            created_at=now, updated_at=now)
+            await volumes.create(volume)
+            await volumes.update(volume.volume_id, host="vol1")
+            await volumes.transition(volume.volume_id, "created")
+            await volumes.attach(volume.volume_id, instance.instance_id, device)
+            ids.append(volume.volume_id)
+        for volume_id in ids[:2]:
+            await volumes.transition(volume_id, "attached", instance_id=instance.instance_id)
+        source = MetadataSource(self.world.instances, self.world.fixed_ips,
+                                self.world.keypairs, self.world.images, volumes)
+        md = await source.for_address(instance.private_ip)
+        self.assertEqual(md.block_devices[2:], (("ebs1", "sdb"), ("ebs2", "vdc")))
+
     async def test_minimal_instance(self) -> None:
         instance = await self.world.launch(key_name=None)
         md = await self.world.source(with_images=False).for_address(instance.private_ip)

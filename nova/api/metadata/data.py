@@ -99,7 +99,8 @@ class MetadataSource:
     """
 
     def __init__(self, instances: InstanceRepository, fixed_ips: FixedIpRepository,
-                 keypairs: KeyPairRepository, images: Any = None) -> None:
+                 keypairs: KeyPairRepository, images: Any = None,
+                 volumes: Any = None) -> None:
         """
         @param instances: the instance records.
         @param fixed_ips: the fixed IPs in use (who has which address).
@@ -107,11 +108,14 @@ class MetadataSource:
         @param images: an L{nova.image.repository.ImageRepository} for the
             manifest path and root device name, or C{None} (then
             C{(unknown)} and L{DEFAULT_ROOT_DEVICE}).
+        @param volumes: an L{nova.volume.repository.VolumeRepository}: the
+            attached volumes appear as C{ebs1}, C{ebs2} ... (C{None}: none).
         """
         self._instances = instances
         self._fixed_ips = fixed_ips
         self._keypairs = keypairs
         self._images = images
+        self._volumes = volumes
 
     async def for_address(self, address: str) -> InstanceMetadata | None:
         """
@@ -162,10 +166,19 @@ class MetadataSource:
             public_ipv4=instance.public_ip or None,
             security_groups=tuple(instance.security_groups),
             public_keys=await self._public_keys(instance),
-            block_devices=block_devices(root_device),
+            block_devices=block_devices(root_device) + await self._ebs(instance.instance_id),
             manifest_path=manifest_path,
             user_data=base64.b64decode(instance.user_data) if instance.user_data else None,
         )
+
+    async def _ebs(self, instance_id: str) -> tuple[tuple[str, str], ...]:
+        """@return: C{ebsN} entries for the attached volumes, in device order (as EC2)."""
+        if self._volumes is None:
+            return ()
+        devices = sorted(v.device for v in await self._volumes.on_instance(instance_id)
+                         if v.attach_status == "attached" and v.device)
+        return tuple((f"ebs{n}", device[len("/dev/"):] if device.startswith("/dev/")
+                      else device) for n, device in enumerate(devices, 1))
 
     async def _public_keys(self, instance: Instance) -> tuple[tuple[str, str], ...]:
         if not instance.key_name:

@@ -127,7 +127,7 @@ def metadata_services(server: Any) -> list[IService]:
     """
     config = server.config
     source = MetadataSource(server.instances, server.fixed_ips, server.keypairs,
-                            server.images)
+                            server.images, server.volumes)
     tcp = ListeningService(server.reactor, config.api.listen, config.api.metadata_port,
                            metadata_site(MetadataResource(source, peer_address), server.reactor),
                            name="nova-api (metadata)")
