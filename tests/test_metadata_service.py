@@ -69,6 +69,7 @@ class WiringTests(unittest.TestCase):
                                                                    api__listen="127.0.0.2")
             instances, fixed_ips, keypairs, images = (world.instances, world.fixed_ips,
                                                       world.keypairs, world.images)
+            volumes = None  # no volume service here: no ebs entries
             run_in_thread = staticmethod(_now)
 
         Server.reactor = reactor  # type: ignore[attr-defined]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import abc
+
 from typing import Any
 
 from twisted.application.service import Service
@@ -58,7 +60,7 @@ class ListeningService(Service):
         return None
 
 
-class PortService(Service):
+class PortService(Service, abc.ABC):
     """
     A service that listens while running, made however a subclass makes
     its port (L{_listen}): a unix socket, a TCP port inside a network
@@ -76,9 +78,9 @@ class PortService(Service):
         self._failure: Any = None
         self.port: IListeningPort | None = None
 
+    @abc.abstractmethod
     async def _listen(self) -> IListeningPort:
         """@return: the port, listening. Subclasses make it."""
-        raise NotImplementedError
 
     def startService(self) -> None:
         super().startService()
