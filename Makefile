@@ -41,6 +41,7 @@ bench: deps test-services
 	$(VENV)/bin/python bench/compute_boot.py
 	$(VENV)/bin/python bench/network_ssh.py
 	$(VENV)/bin/python bench/secgroup_refresh.py
+	$(VENV)/bin/python bench/volume_attach.py
 
 clean:
 	rm -rf _trial_temp* build *.egg-info
