@@ -10,7 +10,7 @@ chains change at once and a restarted nova picks up what it wrote before.
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Awaitable, Callable, Iterable, Mapping, Sequence
 
 from nova.network import linux_net as ln
 from nova.network import linux_net_iptables as ipt
@@ -28,13 +28,10 @@ class FirewallMixin:
     C{_run}, C{_locked} and C{_public} (its public interface or C{None}).
     """
 
+    # what the host class provides
     _public: str | None
-
-    async def _run(self, argv: Sequence[str], **kw: Any) -> Any:
-        raise NotImplementedError
-
-    async def _locked(self, fn: Any, *args: Any) -> Any:
-        raise NotImplementedError
+    _run: Callable[..., Awaitable[Any]]
+    _locked: Callable[..., Awaitable[Any]]
 
     async def _saved(self, table: str) -> ipt.SavedTable | None:
         saved = await self._run(ipt.iptables_save(table))
