@@ -15,9 +15,10 @@ from nova.compute import states
 from nova.compute.records import Instance, new_instance_id
 from nova.compute.repository import (
     TERMINATED_VISIBLE_SECONDS, InstanceRepository, InvalidInstanceIDMalformed,
-    InvalidInstanceIDNotFound, InvalidPaginationToken)
+    InvalidInstanceIDNotFound)
 from nova.datastore import keys
 from nova.utils.filters import wildcard
+from nova.utils.paging import InvalidPaginationToken
 from nova.datastore.interfaces import IDatastore
 from nova.exception import InvalidParameterValue, NotFound
 from tests.test_compute_records import a_launch

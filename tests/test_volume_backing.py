@@ -12,7 +12,6 @@ import os
 import re
 from typing import Any
 
-from twisted.internet import defer
 from twisted.trial import unittest
 from zope.interface.verify import verifyObject
 
@@ -20,21 +19,11 @@ from nova.utils.process import CommandFailed, FakeProcessRunner, RecordedCall, R
 from nova.utils.validate import InvalidIdentifier
 from nova.volume.backing import (GIB, BackingConflict, IBackingStore, LvmBacking,
                                  MemoryBacking, SparseFileBacking)
+from tests.support.compute import run_now
+from tests.support.volume_exports import coroutine_test
 
 VOL_A = "vol-0123456789abcdef0"
 VOL_B = "vol-00000000000000001"
-
-
-async def run_now(fn: Any, *args: Any) -> Any:
-    """A run_in_thread that runs in place (unit tests have no thread pool)."""
-    return fn(*args)
-
-
-def coroutine_test(fn: Any) -> Any:
-    def wrapper(self: Any) -> defer.Deferred[Any]:
-        return defer.Deferred.fromCoroutine(fn(self))
-    wrapper.__name__ = fn.__name__
-    return wrapper
 
 
 class BackingContractMixin:

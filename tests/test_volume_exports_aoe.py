@@ -21,17 +21,11 @@ from twisted.trial import unittest
 from nova.utils.validate import InvalidIdentifier
 from nova.volume.exports.aoe import AoeExportDriver, vblade_argv
 from tests.support import volume_exports as support
+from tests.support.volume_exports import coroutine_test
 
 VOL = "vol-0123456789abcdef0"
 ROOT = str(Path(__file__).resolve().parents[1])
 SECTORS = 8192  # a 4 MiB volume
-
-
-def coroutine_test(fn: Any) -> Any:
-    def wrapper(self: Any) -> defer.Deferred[Any]:
-        return defer.Deferred.fromCoroutine(fn(self))
-    wrapper.__name__ = fn.__name__
-    return wrapper
 
 
 class ArgvTests(unittest.TestCase):

@@ -23,20 +23,11 @@ from nova.volume.exports.fake import FakeExportDriver
 from nova.volume.exports.iscsi import IscsiExportDriver
 from nova.volume.exports.nbd import NbdExportDriver
 from tests.support import volume_exports as support
+from tests.support.compute import run_now
+from tests.support.volume_exports import coroutine_test
 
 VOL_A = "vol-0123456789abcdef0"
 VOL_B = "vol-00000000000000001"
-
-
-async def run_now(fn: Any, *args: Any) -> Any:
-    return fn(*args)
-
-
-def coroutine_test(fn: Any) -> Any:
-    def wrapper(self: Any) -> defer.Deferred[Any]:
-        return defer.Deferred.fromCoroutine(fn(self))
-    wrapper.__name__ = fn.__name__
-    return wrapper
 
 
 class ExportContractMixin:

@@ -7,7 +7,6 @@ order, and what it refuses); and a real tgtd in a fresh namespace.
 from __future__ import annotations
 
 import os
-from typing import Any
 
 from twisted.internet import defer, task
 from twisted.trial import unittest
@@ -18,6 +17,7 @@ from nova.volume.exports import ExportError, ExportInUse
 from nova.volume.exports import tgt
 from nova.volume.exports.iscsi import IscsiExportDriver
 from tests.support import volume_exports as support
+from tests.support.volume_exports import coroutine_test
 
 VOL = "vol-0123456789abcdef0"
 IQN = "iqn.2010-10.org.openstack:" + VOL
@@ -61,13 +61,6 @@ Target 3: iqn.2001-04.com.example:other-storage
         192.168.0.0/24
         10.1.1.1
 """
-
-
-def coroutine_test(fn: Any) -> Any:
-    def wrapper(self: Any) -> defer.Deferred[Any]:
-        return defer.Deferred.fromCoroutine(fn(self))
-    wrapper.__name__ = fn.__name__
-    return wrapper
 
 
 class TgtTests(unittest.TestCase):

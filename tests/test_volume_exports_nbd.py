@@ -21,15 +21,9 @@ from nova.volume.exports.nbd import (NbdExportDriver, blockdev_add_args, daemon_
                                      export_add_args)
 from nova.volume.qmp import QmpCommandError
 from tests.support import volume_exports as support
+from tests.support.volume_exports import coroutine_test
 
 VOL = "vol-0123456789abcdef0"
-
-
-def coroutine_test(fn: Any) -> Any:
-    def wrapper(self: Any) -> defer.Deferred[Any]:
-        return defer.Deferred.fromCoroutine(fn(self))
-    wrapper.__name__ = fn.__name__
-    return wrapper
 
 
 class ArgumentTests(unittest.TestCase):

@@ -16,10 +16,7 @@ hide them after that even before a purge has run).
 
 from __future__ import annotations
 
-import base64
-import binascii
 import builtins
-import json
 import re
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
@@ -34,6 +31,7 @@ from nova.datastore import keys
 from nova.datastore.interfaces import IDatastore, ITransaction
 from nova.exception import InvalidParameterValue, NotFound
 from nova.utils.filters import wildcard
+from nova.utils.paging import decode_token, encode_token
 
 #: how long a terminated instance stays visible (EC2: about an hour)
 TERMINATED_VISIBLE_SECONDS = 3600.0
@@ -54,12 +52,6 @@ class InvalidInstanceIDMalformed(InvalidParameterValue):
     """A string that is not an instance id."""
 
     code = "InvalidInstanceID.Malformed"
-
-
-class InvalidPaginationToken(InvalidParameterValue):
-    """A NextToken this repository did not hand out."""
-
-    code = "InvalidPaginationToken"
 
 
 #: DescribeInstances filter name to the record value it matches
@@ -95,21 +87,6 @@ def _matches(instance: Instance, compiled: Sequence[tuple[Callable[[Instance], s
         if value is None or not any(p.match(value) for p in patterns):
             return False
     return True
-
-
-def _encode_token(score: float, member: str) -> str:
-    raw = json.dumps([score, member], separators=(",", ":")).encode()
-    return base64.urlsafe_b64encode(raw).decode("ascii")
-
-
-def _decode_token(token: str) -> tuple[float, str]:
-    try:
-        score, member = json.loads(base64.urlsafe_b64decode(token.encode("ascii")))
-        if not isinstance(member, str) or isinstance(score, bool):
-            raise ValueError(member)
-        return float(score), member
-    except (ValueError, TypeError, binascii.Error, UnicodeError):
-        raise InvalidPaginationToken(f"Invalid NextToken '{token}'") from None
 
 
 @attr.s(frozen=True, auto_attribs=True)
@@ -512,14 +489,14 @@ class InstanceRepository:
         @param max_results: page size (all when C{None}).
         @param next_token: the L{Page.next_token} of the previous page.
         @raise InvalidParameterValue: an unknown filter or a bad max_results.
-        @raise InvalidPaginationToken: a token that is not one of ours.
+        @raise nova.utils.paging.InvalidPaginationToken: a token that is not one of ours.
         """
         compiled = _compile_filters(filters)
         if max_results is not None and (isinstance(max_results, bool)
                                         or not isinstance(max_results, int)
                                         or max_results < 1):
             raise InvalidParameterValue(f"Invalid value '{max_results}' for MaxResults")
-        after = _decode_token(next_token) if next_token is not None else None
+        after = decode_token(next_token) if next_token is not None else None
         index = keys.instances_by_time() if project_id is None \
             else keys.instances_of_project(project_id)
         entries = sorted(((s, m) for m, s in await self._store.zrangebyscore_withscores(index)))
@@ -544,7 +521,7 @@ class InstanceRepository:
         page = found[:limit]
         token = None
         if len(found) > limit and page:
-            token = _encode_token(page[-1][0], page[-1][1])
+            token = encode_token(page[-1][0], page[-1][1])
         return Page(tuple(i for _, _, i in page), token)
 
     @staticmethod

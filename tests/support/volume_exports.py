@@ -108,3 +108,11 @@ def read_sectors(path: str, first: int, count: int) -> bytes:
     with open(path, "rb") as f:
         f.seek(first * SECTOR)
         return f.read(count * SECTOR)
+
+
+def coroutine_test(fn: Any) -> Any:
+    """Run an C{async def} test method as trial's Deferred-returning test."""
+    def wrapper(self: Any) -> defer.Deferred[Any]:
+        return defer.Deferred.fromCoroutine(fn(self))
+    wrapper.__name__ = fn.__name__
+    return wrapper

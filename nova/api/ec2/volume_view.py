@@ -7,13 +7,10 @@ the records.
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 from typing import Any, Sequence, TypeVar
 
 from nova.api.ec2.xmlrender import format_timestamp
-from nova.compute.repository import InvalidPaginationToken
+from nova.utils import paging
 from nova.volume import states
 from nova.volume.records import Snapshot, Volume
 
@@ -146,22 +143,11 @@ def _position(record: Volume | Snapshot) -> list[Any]:
 
 def encode_token(record: Volume | Snapshot) -> str:
     """@return: a NextToken that resumes after C{record}."""
-    raw = json.dumps(_position(record), separators=(",", ":")).encode()
-    return base64.urlsafe_b64encode(raw).decode("ascii")
+    created, record_id = _position(record)
+    return paging.encode_token(created, record_id)
 
 
-def decode_token(token: str) -> tuple[float, str]:
-    """
-    @return: the position a L{encode_token} token names.
-    @raise InvalidPaginationToken: not one of ours.
-    """
-    try:
-        created, record_id = json.loads(base64.urlsafe_b64decode(token.encode("ascii")))
-        if not isinstance(record_id, str) or isinstance(created, bool):
-            raise ValueError(record_id)
-        return float(created), record_id
-    except (ValueError, TypeError, binascii.Error, UnicodeError):
-        raise InvalidPaginationToken(f"Invalid NextToken '{token}'") from None
+decode_token = paging.decode_token
 
 
 def page(records: Sequence[T], max_results: int | None,
