@@ -256,3 +256,66 @@ class Boto2VolumeTests(unittest.TestCase):
         with self.assertRaises(EC2ResponseError) as caught:
             self.conn.create_snapshot(NO_SUCH_VOLUME)
         self.assertEqual(caught.exception.error_code, "InvalidVolume.NotFound")
+
+
+class VolumeFlowTests(unittest.TestCase):
+    """
+    The whole flow on the all-in-one with nova-volume (sparse files, the
+    in-memory export) and the fake hypervisor: create, attach, detach,
+    snapshot, a volume from the snapshot, deletes; through boto3.
+    """
+
+    def setUp(self) -> None:
+        self.cloud = shared()
+        self.user = S3User(self.cloud)
+        self.addCleanup(self.user.remove)
+        self.ec2: Any = self.user.boto3()
+        self.image_id = register_raw_image(self.user, self)
+
+    def state(self, volume_id: str) -> tuple[str, str]:
+        [volume] = self.ec2.describe_volumes(VolumeIds=[volume_id])["Volumes"]
+        return volume["State"], (volume.get("Attachments") or [{}])[0].get("State", "detached")
+
+    def wait(self, volume_id: str, state: str, attach: str = "detached") -> None:
+        wait_for(lambda: self.state(volume_id) == (state, attach), 60,
+                 f"{volume_id} {state}/{attach}")
+
+    def test_create_attach_detach_snapshot_restore_delete(self) -> None:
+        [instance] = self.ec2.run_instances(ImageId=self.image_id, MinCount=1, MaxCount=1,
+                                            InstanceType="m1.tiny")["Instances"]
+        instance_id = instance["InstanceId"]
+        self.addCleanup(self.ec2.terminate_instances, InstanceIds=[instance_id])
+        wait_for(lambda: self.ec2.describe_instances(InstanceIds=[instance_id])
+                 ["Reservations"][0]["Instances"][0]["State"]["Name"] == "running", 60,
+                 "running")
+        volume_id = self.ec2.create_volume(Size=1, AvailabilityZone="nova")["VolumeId"]
+        self.wait(volume_id, "available")
+
+        attached = self.ec2.attach_volume(VolumeId=volume_id, InstanceId=instance_id,
+                                          Device="/dev/sdf")
+        self.assertEqual((attached["State"], attached["Device"]), ("attaching", "/dev/sdf"))
+        self.wait(volume_id, "in-use", "attached")
+        [volume] = self.ec2.describe_volumes(Filters=[
+            {"Name": "attachment.instance-id", "Values": [instance_id]}])["Volumes"]
+        self.assertEqual(volume["VolumeId"], volume_id)
+        with self.assertRaises(ClientError) as caught:
+            self.ec2.delete_volume(VolumeId=volume_id)
+        self.assertEqual(caught.exception.response["Error"]["Code"], "VolumeInUse")
+        self.ec2.detach_volume(VolumeId=volume_id)
+        self.wait(volume_id, "available")
+
+        snapshot_id = self.ec2.create_snapshot(VolumeId=volume_id)["SnapshotId"]
+        wait_for(lambda: self.ec2.describe_snapshots(SnapshotIds=[snapshot_id])
+                 ["Snapshots"][0]["State"] == "completed", 60, f"{snapshot_id} completed")
+        restored = self.ec2.create_volume(Size=2, AvailabilityZone="nova",
+                                          SnapshotId=snapshot_id)["VolumeId"]
+        self.wait(restored, "available")
+        [volume] = self.ec2.describe_volumes(VolumeIds=[restored])["Volumes"]
+        self.assertEqual((volume["Size"], volume["SnapshotId"]), (2, snapshot_id))
+
+        self.ec2.delete_snapshot(SnapshotId=snapshot_id)
+        for doomed in (volume_id, restored):
+            self.ec2.delete_volume(VolumeId=doomed)
+        wait_for(lambda: self.ec2.describe_volumes(Filters=[
+            {"Name": "volume-id", "Values": [volume_id, restored]}])["Volumes"] == [], 60,
+                 "volumes deleted")
