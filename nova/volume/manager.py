@@ -12,7 +12,8 @@ leaves no export and no backing store behind.
 from __future__ import annotations
 
 import os
-from typing import Any, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Any, AsyncIterator, Awaitable, Callable
 
 from twisted.logger import Logger
 
@@ -64,6 +65,15 @@ class VolumeManager(Manager):
         self._scratch = scratch_dir
         self._run_in_thread = run_in_thread
 
+    @asynccontextmanager
+    async def _store(self) -> AsyncIterator[Any]:
+        """An object store client for one operation, closed after it."""
+        client = await self._store_client()
+        try:
+            yield client
+        finally:
+            await client.close()
+
     async def init_host(self) -> None:
         """After a restart: every volume of this host exported again (idempotent)."""
         for volume in await self._volumes.on_host(self.host):
@@ -108,13 +118,10 @@ class VolumeManager(Manager):
 
     async def _restore(self, volume: Any, path: str) -> None:
         snapshot = await self._snapshots.get(volume.snapshot_id)
-        client = await self._store_client()
-        try:
+        async with self._store() as client:
             await restore_snapshot(client, snapshot.bucket, snapshot.object_key, path,
                                    snapshot.checksum, run_in_thread=self._run_in_thread,
                                    size=volume.size * 1024 ** 3)
-        finally:
-            await client.close()
 
     async def _discard(self, volume_id: str) -> None:
         """Remove the export and the backing store; whatever is already gone is fine."""
@@ -165,16 +172,13 @@ class VolumeManager(Manager):
                                           await self._run_in_thread(os.path.getsize, source))
                 await self._copy_in_use(volume.volume_id, copy)
                 source = copy
-            client = await self._store_client()
-            try:
+            async with self._store() as client:
                 try:
                     await client.create_bucket(SNAPSHOT_BUCKET)
                 except s3_errors.BucketAlreadyOwnedByYou:
                     pass
                 stored = await upload_snapshot(client, SNAPSHOT_BUCKET, snapshot_id, source,
                                                run_in_thread=self._run_in_thread)
-            finally:
-                await client.close()
         except Exception as e:
             log.failure("snapshot {id} failed", id=snapshot_id)
             await self._snapshots.transition(snapshot_id, "failed",
@@ -196,11 +200,8 @@ class VolumeManager(Manager):
             return
         try:
             if snapshot.bucket and snapshot.object_key:
-                client = await self._store_client()
-                try:
+                async with self._store() as client:
                     await client.delete_object(snapshot.bucket, snapshot.object_key)
-                finally:
-                    await client.close()
         except Exception as e:
             log.failure("deleting snapshot {id} failed", id=snapshot_id)
             await self._snapshots.transition(snapshot_id, "delete_failed",

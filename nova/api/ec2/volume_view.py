@@ -64,18 +64,11 @@ def describe_volume(volume: Volume) -> dict[str, Any]:
 
 
 def created_volume(volume: Volume) -> dict[str, Any]:
-    """@return: CreateVolume's answer."""
-    return {
-        "volumeId": volume.volume_id,
-        "size": volume.size,
-        "snapshotId": volume.snapshot_id or "",
-        "availabilityZone": volume.availability_zone,
-        "status": volume.status,
-        "createTime": format_timestamp(volume.created_at),
-        "volumeType": VOLUME_TYPE,
-        "encrypted": False,
-        "multiAttachEnabled": False,
-    }
+    """@return: CreateVolume's answer: the DescribeVolumes item without attachments or names."""
+    answer = describe_volume(volume)
+    for name in ("attachmentSet", "displayName", "displayDescription"):
+        del answer[name]
+    return answer
 
 
 def volume_fields(volume: Volume) -> dict[str, str | None]:
