@@ -244,8 +244,13 @@ class Boto2VolumeTests(unittest.TestCase):
         self.assertEqual((shown.id, shown.size, shown.zone), (volume.id, 2, "nova"))
         self.assertIn(shown.status, SETTLING)
         self.assertIsNone(shown.attach_data.instance_id)
+        # the status filter is checked once the volume has settled: "creating"
+        # may turn "available" between two calls
+        wait_for(lambda: self.conn.get_all_volumes([volume.id])[0].status == "available",
+                 30, f"{volume.id} available")
         self.assertEqual([v.id for v in self.conn.get_all_volumes(
-            filters={"status": shown.status})], [volume.id])
+            filters={"status": "available"})], [volume.id])
+        self.assertEqual(self.conn.get_all_volumes(filters={"status": "creating"}), [])
         self.assertEqual(self.conn.get_all_snapshots(owner="self"), [])
         with self.assertRaises(EC2ResponseError) as caught:
             self.conn.get_all_volumes([NO_SUCH_VOLUME])
