@@ -187,6 +187,9 @@ class VolumeConfig:
     host_netns: str = ""
     #: iSCSI: the portal address compute hosts connect to
     iscsi_portal_address: str = "127.0.0.1"
+    #: iSCSI: tgtd's management socket number (/var/run/tgtd/socket.N is
+    #: machine-wide: each iSCSI volume host of one machine needs its own)
+    iscsi_control_port: int = 0
     #: AoE: the interface vblade serves on
     aoe_interface: str = ""
 

@@ -10,16 +10,22 @@ import os
 
 from twisted.trial import unittest
 
-from nova.compute.volumes import UnsupportedExport, volume_source
+from pathlib import Path
+
+from nova.compute.aoe import AoeInitiator
+from nova.compute.volumes import (ComputeVolumes, UnsupportedExport, VolumeNotAttached,
+                                  volume_source)
 from nova.context import RequestContext
 from nova.virt.errors import VirtError
 from nova.virt.records import VolumeSource
 from nova.volume.records import Volume, new_volume_id
-from tests.support.compute import ComputeWorld
+from tests.support.compute import ComputeWorld, run_now
 from tests.test_compute_records import a_launch
 
 CTX = RequestContext.system()
 NBD = {"kind": "nbd", "socket": "/run/nova-test/nbd.sock", "export": "vol-x"}
+IQN = "iqn.2010-10.org.openstack:vol-0123456789abcdef0"
+ISCSI = {"kind": "iscsi", "portal": "192.0.2.1:3260", "iqn": IQN, "lun": 1}
 
 
 class VolumeSourceTests(unittest.TestCase):
@@ -29,10 +35,46 @@ class VolumeSourceTests(unittest.TestCase):
                                                           path="/run/nova-test/nbd.sock",
                                                           export="vol-x"))
 
+    def test_iscsi(self) -> None:
+        """The connection info of L{IscsiExportDriver} becomes a network disk."""
+        self.assertEqual(volume_source(ISCSI),
+                         VolumeSource(kind="iscsi", host="192.0.2.1", port=3260, iqn=IQN,
+                                      lun=1))
+        self.assertEqual(volume_source({**ISCSI, "portal": "10.0.0.5:3261", "lun": 0}),
+                         VolumeSource(kind="iscsi", host="10.0.0.5", port=3261, iqn=IQN,
+                                      lun=0))
+
+    def test_malformed_iscsi(self) -> None:
+        for bad in ({"portal": "192.0.2.1"}, {"portal": "192.0.2.1:"},
+                    {"portal": ":3260"}, {"portal": "192.0.2.1:0"},
+                    {"portal": "192.0.2.1:99999"}, {"portal": "storage.example:3260"},
+                    {"portal": "[::1]:3260"}, {"portal": "192.0.2.1:32 60"},
+                    {"portal": 3260}, {"iqn": "iqn.2010-10.org.openstack:vol-1/0"},
+                    {"iqn": "IQN.2010-10.org.openstack:x"}, {"iqn": None},
+                    {"lun": -1}, {"lun": "1"}, {"lun": None}):
+            export = {**ISCSI, **bad}
+            with self.assertRaises(UnsupportedExport, msg=repr(bad)) as caught:
+                volume_source(export)
+            self.assertIn("malformed iscsi export", str(caught.exception))
+        for key in ("portal", "iqn", "lun"):
+            export = {k: v for k, v in ISCSI.items() if k != key}
+            self.assertRaises(UnsupportedExport, volume_source, export)
+
+    def test_malformed_nbd(self) -> None:
+        self.assertRaises(UnsupportedExport, volume_source, {"kind": "nbd", "export": "v"})
+        self.assertRaises(UnsupportedExport, volume_source, {**NBD, "socket": "relative"})
+        self.assertRaises(UnsupportedExport, volume_source, {**NBD, "socket": None})
+
     def test_unsupported(self) -> None:
         self.assertRaises(UnsupportedExport, volume_source, None)
-        self.assertRaises(UnsupportedExport, volume_source,
-                          {"kind": "iscsi", "portal": "192.0.2.1:3260"})
+        self.assertRaises(UnsupportedExport, volume_source, {})
+        self.assertRaises(UnsupportedExport, volume_source, {"kind": "rbd", "name": "x"})
+
+    def test_aoe_says_why(self) -> None:
+        with self.assertRaises(UnsupportedExport) as caught:
+            volume_source({"kind": "aoe", "shelf": 1, "slot": 3, "device": "/dev/etherd/e1.3"})
+        self.assertIn("aoe kernel module", str(caught.exception))
+        self.assertIn("/dev/etherd", str(caught.exception))
 
 
 class ComputeVolumeTests(unittest.TestCase):
@@ -81,6 +123,20 @@ class ComputeVolumeTests(unittest.TestCase):
         self.assertEqual((volume.status, volume.attach_status, volume.instance_id),
                          ("available", "detached", None))
 
+    async def test_iscsi_attach_and_detach(self) -> None:
+        """The fake driver takes an iSCSI LUN the way it takes an NBD export."""
+        iid = await self.running()
+        vid = await self.volume(export=ISCSI)
+        await self.world.volumes.attach(vid, iid, "/dev/vdb")
+        await self.manager.attach_volume(CTX, iid, vid, "vdb")
+        self.assertEqual(await self.world.driver.list_volumes(iid),
+                         {"vdb": volume_source(ISCSI)})
+        self.assertEqual((await self.world.volumes.get(vid)).status, "in-use")
+        await self.world.volumes.transition(vid, "detach", instance_id=iid)
+        await self.manager.detach_volume(CTX, iid, vid)
+        self.assertEqual(await self.world.driver.list_volumes(iid), {})
+        self.assertEqual((await self.world.volumes.get(vid)).status, "available")
+
     async def test_refused_attach_is_recorded(self) -> None:
         iid = await self.running()
         vid = await self.volume()
@@ -99,7 +155,9 @@ class ComputeVolumeTests(unittest.TestCase):
         await self.world.volumes.attach(vid, iid, "/dev/vdb")
         await self.manager.attach_volume(CTX, iid, vid, "vdb")
         self.assertEqual(len(self.flushLoggedErrors(UnsupportedExport)), 1)
-        self.assertEqual((await self.world.volumes.get(vid)).status, "available")
+        volume = await self.world.volumes.get(vid)
+        self.assertEqual(volume.status, "available")
+        self.assertIn("aoe kernel module", volume.status_reason)
 
     async def test_refused_detach_stays_attached_unless_forced(self) -> None:
         iid, vid = await self.attached()
@@ -126,3 +184,39 @@ class ComputeVolumeTests(unittest.TestCase):
         await self.manager.attach_volume(CTX, iid, vid, "vdb")
         self.assertEqual(await self.world.driver.list_volumes(iid), {})
         self.assertEqual((await self.world.volumes.get(vid)).status, "available")
+
+    async def test_reattach(self) -> None:
+        """The guest lost its disk (a host restart): reattach plugs it back, once."""
+        iid, vid = await self.attached()
+        await self.world.driver.detach_volume(iid, "vdc")
+        self.assertTrue(await self.manager.reattach_volume(CTX, iid, vid))
+        self.assertEqual(await self.world.driver.list_volumes(iid),
+                         {"vdc": volume_source(NBD)})
+        self.assertFalse(await self.manager.reattach_volume(CTX, iid, vid))
+        volume = await self.world.volumes.get(vid)
+        self.assertEqual((volume.status, volume.attach_status), ("in-use", "attached"))
+
+    async def test_reattach_refuses_a_volume_not_attached(self) -> None:
+        iid = await self.running()
+        vid = await self.volume()
+        with self.assertRaises(VolumeNotAttached):
+            await self.manager.reattach_volume(CTX, iid, vid)
+        self.assertEqual(await self.world.driver.list_volumes(iid), {})
+
+    async def test_aoe_attach_through_the_initiator(self) -> None:
+        """An AoE export becomes the block device the host's aoe module made."""
+        etherd, module = Path(self.mktemp()).absolute(), Path(self.mktemp()).absolute()
+        etherd.mkdir()
+        module.mkdir()
+        (etherd / "e1.3").touch()
+        volumes = ComputeVolumes(self.world.volumes, self.world.driver,
+                                 aoe=AoeInitiator(self.world.clock, run_now, etherd_dir=etherd,
+                                                  module_dir=module))
+        iid = await self.running()
+        vid = await self.volume(export={"kind": "aoe", "shelf": 1, "slot": 3,
+                                        "device": "/dev/etherd/e1.3"})
+        await self.world.volumes.attach(vid, iid, "/dev/vdb")
+        await volumes.attach(iid, vid)
+        self.assertEqual(await self.world.driver.list_volumes(iid),
+                         {"vdb": VolumeSource(kind="block", path=str(etherd / "e1.3"))})
+        self.assertEqual((await self.world.volumes.get(vid)).attach_status, "attached")

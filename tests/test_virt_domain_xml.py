@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 
+import attrs
 from twisted.trial import unittest
 
 from nova.virt.libvirt import domain_xml
@@ -15,6 +16,7 @@ from nova.virt.libvirt.capability import (choose_domain_type, cpu_has_virtualisa
 from nova.virt.records import InstanceSpec, VolumeSource
 
 UUID = "0b9c6d1e-6f5e-4f69-9a43-3d1c1e0b2f11"
+IQN = "iqn.2010-10.org.openstack:vol-0123456789abcdef0"
 
 
 def kernel_spec(**overrides: object) -> InstanceSpec:
@@ -134,6 +136,63 @@ class VolumeXMLTests(unittest.TestCase):
         self.assertIsNotNone(disk.find("readonly"))
         self.assertEqual(self._reparse("vdc", source), {"vdc": source})
 
+    def test_iscsi_round_trip(self) -> None:
+        source = VolumeSource(kind="iscsi", host="192.0.2.7", port=3260, iqn=IQN, lun=1)
+        disk = ET.fromstring(domain_xml.build_volume_disk("vdd", source))
+        self.assertEqual((disk.get("type"), disk.get("device")), ("network", "disk"))
+        self.assertEqual(disk.find("driver").attrib, {"name": "qemu", "type": "raw"})
+        self.assertEqual(disk.find("source").attrib, {"protocol": "iscsi", "name": IQN + "/1"})
+        self.assertEqual(disk.find("source/host").attrib, {"name": "192.0.2.7", "port": "3260"})
+        self.assertEqual(disk.find("target").attrib, {"dev": "vdd", "bus": "virtio"})
+        self.assertIsNone(disk.find("readonly"))
+        self.assertEqual(self._reparse("vdd", source), {"vdd": source})
+        read_only = attrs.evolve(source, read_only=True, port=3261, lun=0)
+        self.assertEqual(self._reparse("vdd", read_only), {"vdd": read_only})
+
+    def test_block_round_trip(self) -> None:
+        """An AoE target's device, given to the guest as a host block device."""
+        source = VolumeSource(kind="block", path="/dev/etherd/e1.3")
+        disk = ET.fromstring(domain_xml.build_volume_disk("vdb", source))
+        self.assertEqual((disk.get("type"), disk.get("device")), ("block", "disk"))
+        self.assertEqual(disk.find("source").attrib, {"dev": "/dev/etherd/e1.3"})
+        self.assertEqual(disk.find("driver").get("type"), "raw")
+        self.assertEqual(self._reparse("vdb", source), {"vdb": source})
+        foreign = ("<domain><devices><disk type='block' device='disk'>"
+                   "<source dev='/dev/odd,name'/><target dev='vdb' bus='virtio'/>"
+                   "</disk></devices></domain>")
+        self.assertEqual(domain_xml.parse_volumes(foreign), {})
+
+    def test_block_validation(self) -> None:
+        self.assertEqual(VolumeSource(kind="block", path="/dev/etherd/e65534.254").path,
+                         "/dev/etherd/e65534.254")
+        for bad in ("dev/sdb", "/dev/../etc/passwd", "/dev/etherd/e1.3,file=/x",
+                    "/dev/etherd/e1 3", "/dev/", "/dev//sdb", "/dev/sdb\n"):
+            with self.assertRaises(ValueError, msg=bad):
+                VolumeSource(kind="block", path=bad)
+        self.assertRaises(ValueError, VolumeSource, kind="block", path="/dev/sdb",
+                          format="qcow2")
+        self.assertRaises(ValueError, VolumeSource, kind="block", path="/dev/sdb",
+                          export="e")
+
+    def test_iscsi_as_libvirt_may_write_it(self) -> None:
+        """No port is iSCSI's own; an iSCSI disk nova would not attach is no volume."""
+        def disks(*sources: str) -> dict[str, VolumeSource]:
+            body = "".join(f"<disk type='network' device='disk'>{src}"
+                           f"<target dev='vd{chr(ord('b') + i)}' bus='virtio'/></disk>"
+                           for i, src in enumerate(sources))
+            return domain_xml.parse_volumes(f"<domain><devices>{body}</devices></domain>")
+        host = "<host name='192.0.2.7'/>"
+        self.assertEqual(disks(f"<source protocol='iscsi' name='{IQN}/2'>{host}</source>"),
+                         {"vdb": VolumeSource(kind="iscsi", host="192.0.2.7", port=3260,
+                                              iqn=IQN, lun=2)})
+        self.assertEqual(disks(f"<source protocol='iscsi' name='{IQN}'>{host}</source>",
+                               f"<source protocol='iscsi' name='{IQN}/x'>{host}</source>",
+                               f"<source protocol='iscsi' name='Bad:Name/1'>{host}</source>",
+                               f"<source protocol='iscsi' name='{IQN}/1'/>",
+                               f"<source protocol='iscsi' name='{IQN}/1'>"
+                               "<host name='storage.example'/></source>",
+                               "<source protocol='rbd' name='pool/image'/>"), {})
+
     def _reparse(self, device: str, source: VolumeSource) -> dict[str, VolumeSource]:
         root = ET.fromstring(domain_xml.build_domain(
             kernel_spec(kernel=None, initrd=None, cmdline=None), "qemu"))
@@ -148,6 +207,28 @@ class VolumeXMLTests(unittest.TestCase):
         self.assertRaises(ValueError, VolumeSource, kind="aoe", path="/x")
         self.assertRaises(ValueError, VolumeSource, kind="file", path="/x", export="e")
         self.assertRaises(ValueError, VolumeSource, kind="nbd", path="/s", format="qcow2")
+        self.assertRaises(ValueError, VolumeSource, kind="nbd")
+        self.assertRaises(ValueError, VolumeSource, kind="file", path="/x", host="192.0.2.7")
+        self.assertRaises(ValueError, VolumeSource, kind="nbd", path="/s", lun=1)
+
+    def test_iscsi_validation(self) -> None:
+        good = dict(kind="iscsi", host="192.0.2.7", port=3260, iqn=IQN, lun=1)
+        self.assertEqual(VolumeSource(**good).host, "192.0.2.7")  # type: ignore[arg-type]
+        self.assertEqual(VolumeSource(**{**good, "lun": 0}).lun, 0)  # type: ignore[arg-type]
+        for bad in (dict(host=None), dict(host="storage.example"), dict(host="::1"),
+                    dict(host="192.0.2.7 "), dict(host="192.0.2.07"),
+                    dict(port=None), dict(port=0), dict(port=65536), dict(port="3260"),
+                    dict(port=True),
+                    dict(iqn=None), dict(iqn=IQN.upper()), dict(iqn=IQN + "\n"),
+                    dict(iqn=IQN + "/1"), dict(iqn=IQN + ",file=/etc/passwd"),
+                    dict(iqn="iqn.2010-13.org.openstack:v"), dict(iqn="iqn.10-10.org:v"),
+                    dict(iqn="eui.02004567a425678d"), dict(iqn="iqn.2010-10.-org:v"),
+                    dict(iqn="iqn.2010-10.org.openstack:" + "v" * 200),
+                    dict(lun=None), dict(lun=-1), dict(lun=16384), dict(lun="1"),
+                    dict(lun=False),
+                    dict(path="/dev/sdb"), dict(export="vol-1"), dict(format="qcow2")):
+            with self.assertRaises(ValueError, msg=repr(bad)):
+                VolumeSource(**{**good, **bad})  # type: ignore[arg-type]
 
 
 CPUINFO_VMX = "processor\t: 0\nflags\t\t: fpu vme de pse msr vmx ssse3\n\n"

@@ -18,10 +18,13 @@ C{nova-manage}: the administrator's script, as in 2010 nova.
     nova-manage floating create CIDR|FIRST-LAST [HOST]
     nova-manage floating delete CIDR|FIRST-LAST
     nova-manage floating list [PROJECT]
+    nova-manage volume list [PROJECT]
+    nova-manage volume delete|reattach VOLUME_ID      (see nova/cmd/manage_volume.py)
 
 Omitted C{network create} arguments come from the C{[network]} section; with
 C{manager = flat} the networks are flat ones on C{flat_network_bridge}. The
-network and floating commands need only the cloud's Redis, not the directory.
+network, floating and volume commands need only the cloud's Redis, not the
+directory; C{volume delete} and C{reattach} may ask a host over the bus.
 
 It acts on the same state as the running cloud: the configuration is
 C{--config}, or C{$NOVA_CONFIG}, or the checkout's C{etc/nova.conf};
@@ -41,6 +44,7 @@ from twisted.internet import defer, task
 
 from nova.compute.quota import QUOTA_NAMES
 from nova.auth.credentials import Endpoints, credentials_zip, novarc
+from nova.cmd import manage_volume
 from nova.config import load_config
 from nova.exception import NovaError
 from nova.network.floating_ips import FloatingIpRepository
@@ -59,7 +63,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 #: categories that act on the datastore only, without the directory and the CA
-DATASTORE_ONLY = frozenset({"network", "floating"})
+DATASTORE_ONLY = frozenset({"network", "floating", "volume"})
 
 
 def _count(text: str) -> int:
@@ -71,7 +75,8 @@ def _count(text: str) -> int:
 
 def _parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="nova-manage",
-                     description="Administer users, projects, roles, networks and elastic IPs.")
+                     description="Administer users, projects, roles, networks, elastic IPs "
+                                 "and volumes.")
     parser.add_argument("--config", help="configuration file")
     categories = parser.add_subparsers(dest="category", required=True, parser_class=_Parser)
 
@@ -141,6 +146,7 @@ def _parser() -> argparse.ArgumentParser:
     floating.add_parser("delete", help="delete elastic IPs no project holds").add_argument(
         "range", help="a CIDR or FIRST-LAST")
     floating.add_parser("list", help="list elastic IPs").add_argument("project", nargs="?")
+    manage_volume.add_parser(categories)
     return parser
 
 
@@ -328,6 +334,8 @@ async def _run(reactor: Any, args: argparse.Namespace, config_path: str | None,
     if args.category not in DATASTORE_ONLY:
         await server.open_auth()
     try:
+        if args.category == "volume":
+            return await manage_volume.VolumeCommands(server, out).run(args)
         return await Commands(server, out).run(args)
     finally:
         await server.close()

@@ -328,6 +328,23 @@ class ComputeManager(Manager):
                 await self._volumes.detach(instance_id, volume_id, force)
 
     @expose
+    async def reattach_volume(self, context: RequestContext, instance_id: str,
+                              volume_id: str) -> bool:
+        """
+        Plug a volume recorded attached to the instance into its guest again,
+        at the recorded device (C{nova-manage volume reattach}: the host lost
+        it, e.g. in a restart). The record does not change.
+
+        @return: whether it had to be plugged (C{False}: the guest has it).
+        @raise InvalidInstanceIDNotFound: the instance is not on this host.
+        """
+        async with self._locked(instance_id):
+            if await self._mine(instance_id) is None:
+                raise InvalidInstanceIDNotFound(
+                    f"The instance '{instance_id}' is not on host {self.host}")
+            return bool(await self._volumes.reattach(instance_id, volume_id))
+
+    @expose
     async def refresh_security_groups(self, context: RequestContext) -> int:
         """
         Rewrite the filter chains of every instance on this host from the

@@ -24,7 +24,8 @@ class ComputeAPI:
 
     Actions that change an instance are casts: the API has already moved the
     record (stopping, shutting-down ...) and the node reports the outcome in
-    the record. Only the console, which the caller waits for, is a call.
+    the record. What the caller waits for (the console, a security group
+    refresh, a volume's reattach) is a call.
 
     @param rpc: the process's L{nova.rpc.interfaces.IRPCTransport}.
     """
@@ -90,6 +91,18 @@ class ComputeAPI:
         await self._rpc.cast(host_topic(host), "detach_volume",
                              {"instance_id": instance_id, "volume_id": volume_id,
                               "force": bool(force)}, context)
+
+    async def reattach_volume(self, context: RequestContext, host: str, instance_id: str,
+                              volume_id: str, timeout: float | None = None) -> bool:
+        """
+        Have C{host} plug a volume recorded attached to the instance into its
+        guest again, at the recorded device; returns once done.
+
+        @return: whether it had to be plugged (C{False}: the guest had it).
+        """
+        return await self._rpc.call(host_topic(host), "reattach_volume",
+                                    {"instance_id": instance_id, "volume_id": volume_id},
+                                    context, timeout=timeout)
 
     async def refresh_security_groups(self, context: RequestContext, host: str,
                                       timeout: float | None = None) -> int:

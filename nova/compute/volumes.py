@@ -27,35 +27,84 @@ class UnsupportedExport(NovaError):
     status = 400
 
 
+class VolumeNotAttached(NovaError):
+    """The volume is not recorded attached to that instance."""
+
+    code = "IncorrectState"
+    status = 400
+
+
 def volume_source(export: Mapping[str, Any] | None) -> VolumeSource:
     """
     @param export: the volume host's connection info (the volume record's
-        C{export}).
-    @return: what the virt driver attaches.
-    @raise UnsupportedExport: no export, or a kind this host cannot attach
-        (an NBD export over a unix socket is what crosses namespaces; see
-        docs/volume-exports.md).
+        C{export}; its forms are in L{nova.volume.exports.interface}).
+    @return: what the virt driver attaches: an NBD export (unix socket) or
+        an iSCSI LUN as a network disk that QEMU opens itself, or a file.
+    @raise UnsupportedExport: no export, a malformed one, or a kind this
+        host cannot attach (AoE; see docs/volume-exports.md).
     """
     if not export:
         raise UnsupportedExport("the volume has no export")
     kind = export.get("kind")
-    if kind == "nbd":
-        return VolumeSource(kind="nbd", path=str(export["socket"]),
-                            export=str(export["export"]))
-    if kind == "file":
-        return VolumeSource(kind="file", path=str(export["path"]))
+    try:
+        if kind == "nbd":
+            return VolumeSource(kind="nbd", path=_str(export, "socket"),
+                                export=_str(export, "export"))
+        if kind == "file":
+            return VolumeSource(kind="file", path=_str(export, "path"))
+        if kind == "iscsi":
+            host, port = _portal(_str(export, "portal"))
+            return VolumeSource(kind="iscsi", host=host, port=port,
+                                iqn=_str(export, "iqn"), lun=export.get("lun"))
+    except ValueError as e:
+        raise UnsupportedExport(f"malformed {kind} export {dict(export)!r}: {e}") from None
+    if kind == "aoe":
+        # QEMU has no AoE client: the host kernel's aoe module would have
+        # to make /dev/etherd/eS.N first, and nova does not load modules.
+        raise UnsupportedExport(
+            "this compute host cannot attach AoE exports: they need the aoe kernel module "
+            "(which makes /dev/etherd/eS.N) loaded on the compute host; use the nbd or "
+            "iscsi volume driver")
     raise UnsupportedExport(f"this compute host cannot attach {kind!r} exports")
+
+
+def _str(export: Mapping[str, Any], key: str) -> str:
+    if key not in export:
+        raise ValueError(f"it has no {key}")
+    value = export[key]
+    if not isinstance(value, str):
+        raise ValueError(f"{key} must be a string, not {value!r}")
+    return value
+
+
+def _portal(portal: str) -> tuple[str, int]:
+    """@return: the address and port of an iSCSI portal C{"a.b.c.d:port"}."""
+    host, sep, port = portal.rpartition(":")
+    if not sep or not port.isdigit() or not port.isascii():
+        raise ValueError(f"portal {portal!r} is not address:port")
+    return host, int(port)
 
 
 class ComputeVolumes:
     """
     @param volumes: the volume records (L{nova.volume.repository.VolumeRepository}).
     @param driver: the host's virt driver.
+    @param aoe: the host's AoE initiator (L{nova.compute.aoe.AoeInitiator}),
+        which turns an AoE export into a block device; C{None}: AoE exports
+        are refused with L{volume_source}'s reason.
     """
 
-    def __init__(self, volumes: Any, driver: Any) -> None:
+    def __init__(self, volumes: Any, driver: Any, aoe: Any = None) -> None:
         self._volumes = volumes
         self._driver = driver
+        self._aoe = aoe
+
+    async def _source(self, export: Mapping[str, Any] | None) -> VolumeSource:
+        """@return: what the virt driver attaches for C{export} (L{volume_source})."""
+        if export and export.get("kind") == "aoe" and self._aoe is not None:
+            device = await self._aoe.device(export.get("shelf"), export.get("slot"))
+            return VolumeSource(kind="block", path=device)
+        return volume_source(export)
 
     async def attach(self, instance_id: str, volume_id: str) -> None:
         """
@@ -70,7 +119,8 @@ class ComputeVolumes:
         device = volume.guest_device
         assert device is not None
         try:
-            await self._driver.attach_volume(instance_id, device, volume_source(volume.export))
+            source = await self._source(volume.export)
+            await self._driver.attach_volume(instance_id, device, source)
         except Exception as e:
             log.failure("attaching {vol} to {id} failed", vol=volume_id, id=instance_id)
             await self._volumes.transition(volume_id, "attach_failed", instance_id=instance_id,
@@ -103,6 +153,27 @@ class ComputeVolumes:
             log.warn("forced detach of {vol} from {id}: {e}", vol=volume_id, id=instance_id,
                      e=e)
         await self._volumes.transition(volume_id, "detached", instance_id=instance_id)
+
+    async def reattach(self, instance_id: str, volume_id: str) -> bool:
+        """
+        Plug a volume recorded attached to the instance into its guest
+        again at the recorded device, when the guest lost it (C{nova-manage
+        volume reattach}). The caller holds the instance's lock, so no
+        detach can finish in between; the record does not change.
+
+        @return: whether it had to be plugged (C{False}: the guest has it).
+        @raise VolumeNotAttached: the record says it is not attached there.
+        """
+        volume: Volume = await self._volumes.get(volume_id)
+        if volume.instance_id != instance_id or volume.attach_status != states.ATTACHED:
+            raise VolumeNotAttached(f"{volume_id} is not attached to {instance_id}")
+        device = volume.guest_device
+        assert device is not None
+        if device in await self._driver.list_volumes(instance_id):
+            return False
+        source = await self._source(volume.export)
+        await self._driver.attach_volume(instance_id, device, source)
+        return True
 
     async def release(self, instance_id: str) -> None:
         """The instance is gone (terminated): its volumes are detached and free."""

@@ -14,6 +14,7 @@ from nova.compute.disks import DiskMaker
 from nova.compute.imagecache import ImageCache
 from nova.compute.manager import ComputeManager
 from nova.compute.networking import ComputeNetworking
+from nova.compute.aoe import AoeInitiator
 from nova.compute.volumes import ComputeVolumes
 from nova.compute.rpcapi import TOPIC as COMPUTE_TOPIC, ComputeAPI
 from nova.config import ConfigError
@@ -119,7 +120,9 @@ async def compute_components(server: NovaServer) -> list[IService]:
                                  run_in_thread=server.run_in_thread,
                                  kernel_cmdline=config.compute.kernel_cmdline,
                                  networking=networking,
-                                 volumes=ComputeVolumes(server.volumes, hypervisor.driver))
+                                 volumes=ComputeVolumes(
+                                     server.volumes, hypervisor.driver,
+                                     aoe=AoeInitiator(server.reactor, server.run_in_thread)))
         await manager.init_host()
     except BaseException:
         await close()

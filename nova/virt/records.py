@@ -9,14 +9,32 @@ from __future__ import annotations
 
 import re
 import uuid as uuidlib
+from typing import Any, Callable
 
 import attrs
+
+from nova.utils import validate
 
 # Guest and device names go into domain XML and file names: keep them plain.
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _DEVICE_RE = re.compile(r"^vd[a-z]$")
 _MAC_RE = re.compile(r"^([0-9a-f]{2}:){5}[0-9a-f]{2}$")
 _IFNAME_RE = re.compile(r"^[A-Za-z0-9_.-]{1,15}$")
+# An iSCSI qualified name (RFC 3720 3.2.6.3.1) in its normalised, lower-case
+# form: iqn.YYYY-MM.reversed.domain[:anything of a-z 0-9 . - :]. It goes into
+# libvirt's "IQN/LUN" and QEMU's options: no "/", ",", "=" or spaces.
+_LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
+_IQN_RE = re.compile(rf"iqn\.[0-9]{{4}}-(?:0[1-9]|1[0-2])\.{_LABEL}(?:\.{_LABEL})*"
+                     r"(?::[a-z0-9.:-]+)?")  # fullmatch: no trailing newline either
+_IQN_MAX = 223  # bytes, RFC 3720 3.2.6.1
+# A host block device's path (an AoE target's /dev/etherd/e1.3): absolute, no
+# "..", no comma or space that QEMU's or libvirt's option syntax could read.
+_BLOCK_DEVICE_RE = re.compile(r"(?:/[A-Za-z0-9_][A-Za-z0-9_.:-]{0,63}){1,16}")
+
+#: the kinds of L{VolumeSource}
+VOLUME_KINDS = ("file", "nbd", "iscsi", "block")
+#: the largest LUN of SAM's flat space addressing (14 bits)
+MAX_LUN = 16383
 
 
 def _check_name(_inst: object, attribute: attrs.Attribute, value: str) -> None:
@@ -36,6 +54,30 @@ def _check_positive(_inst: object, attribute: attrs.Attribute, value: int) -> No
 def _check_abs_path(_inst: object, attribute: attrs.Attribute, value: str | None) -> None:
     if value is not None and (not isinstance(value, str) or not value.startswith("/")):
         raise ValueError(f"{attribute.name} must be an absolute path, not {value!r}")
+
+
+def _ipv4_address(value: str | None) -> str | None:
+    # IPv4 only: the volume hosts serve IPv4 portals, and "address:port"
+    # then needs no brackets anywhere.
+    return None if value is None else validate.ipv4_address(value)
+
+
+def _optional_bounded(low: int, high: int) -> Callable[[Any, attrs.Attribute, Any], None]:
+    def check(_inst: object, attribute: attrs.Attribute, value: int | None) -> None:
+        if value is None:
+            return
+        if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+            raise ValueError(f"{attribute.name} must be an int in {low}..{high}, "
+                             f"not {value!r}")
+    return check
+
+
+def _check_iqn(_inst: object, attribute: attrs.Attribute, value: str | None) -> None:
+    if value is None:
+        return
+    if not isinstance(value, str) or len(value) > _IQN_MAX or not _IQN_RE.fullmatch(value):
+        raise ValueError(f"{attribute.name} {value!r} is not an iSCSI qualified name "
+                         "(iqn.YYYY-MM.reversed.domain[:name], lower case)")
 
 
 def check_device(device: str) -> str:
@@ -132,26 +174,53 @@ class VolumeSource:
     """
     A block device to attach to a guest.
 
-    @ivar kind: C{"file"} (a disk image at C{path}) or C{"nbd"} (an NBD
-        export served on the unix socket C{path}).
-    @ivar path: absolute path of the image file or of the NBD socket.
+    @ivar kind: C{"file"} (a disk image at C{path}), C{"nbd"} (an NBD
+        export served on the unix socket C{path}) or C{"iscsi"} (LUN C{lun}
+        of target C{iqn} at the portal C{host}:C{port}, which QEMU logs in
+        to itself) or C{"block"} (the host's block device C{path}, e.g. an
+        AoE target's C{/dev/etherd/e1.3}).
+    @ivar path: absolute path of the image file or of the NBD socket
+        (C{None} for C{"iscsi"}).
     @ivar export: the NBD export name (C{"nbd"} only; C{None} for the default).
     @ivar format: the image format, C{"raw"} or C{"qcow2"} (C{"file"} only).
     @ivar read_only: whether the guest sees the disk read-only.
+    @ivar host: the iSCSI portal's IPv4 address (C{"iscsi"} only), normalised.
+    @ivar port: the iSCSI portal's TCP port (C{"iscsi"} only).
+    @ivar iqn: the iSCSI target name (C{"iscsi"} only).
+    @ivar lun: the logical unit within the target (C{"iscsi"} only).
     """
 
-    kind: str = attrs.field(validator=attrs.validators.in_(("file", "nbd")))
-    path: str = attrs.field(validator=_check_abs_path)
+    kind: str = attrs.field(validator=attrs.validators.in_(VOLUME_KINDS))
+    path: str | None = attrs.field(default=None, validator=_check_abs_path)
     export: str | None = None
     format: str = attrs.field(default="raw",
                               validator=attrs.validators.in_(("raw", "qcow2")))
     read_only: bool = False
+    host: str | None = attrs.field(default=None, converter=_ipv4_address)
+    port: int | None = attrs.field(default=None, validator=_optional_bounded(1, 65535))
+    iqn: str | None = attrs.field(default=None, validator=_check_iqn)
+    lun: int | None = attrs.field(default=None, validator=_optional_bounded(0, MAX_LUN))
 
     def __attrs_post_init__(self) -> None:
-        if self.kind == "file" and self.export is not None:
+        iscsi = (self.host, self.port, self.iqn, self.lun)
+        if self.kind == "iscsi":
+            if None in iscsi:
+                raise ValueError("an iscsi volume needs host, port, iqn and lun")
+            if self.path is not None or self.export is not None:
+                raise ValueError("an iscsi volume has no path or export name")
+            if self.format != "raw":
+                raise ValueError("an iscsi LUN is seen as raw")
+            return
+        if self.path is None:
+            raise ValueError(f"a {self.kind} volume needs a path")
+        if iscsi != (None,) * 4:
+            raise ValueError("host, port, iqn and lun only apply to iscsi volumes")
+        if self.kind != "nbd" and self.export is not None:
             raise ValueError("an export name only applies to nbd volumes")
-        if self.kind == "nbd" and self.format != "raw":
-            raise ValueError("an nbd export is seen as raw")
+        if self.kind in ("nbd", "block") and self.format != "raw":
+            raise ValueError(f"a {self.kind} volume is seen as raw")
+        if self.kind == "block" and not _BLOCK_DEVICE_RE.fullmatch(self.path):
+            raise ValueError(f"{self.path!r} is not a plain absolute device path")
 
 
 @attrs.frozen

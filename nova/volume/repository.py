@@ -387,19 +387,54 @@ class VolumeRepository:
             if statuses is not None and volume.status not in statuses:
                 raise states.IncorrectState(
                     f"The volume '{volume_id}' is '{volume.status}' and cannot be removed")
-            await txn.watch(*self.quotas.watch_keys(volume.project_id))
-            _limits, used = await self.quotas.read(txn, volume.project_id)
-            txn.delete(key)
-            txn.zrem(keys.volumes_by_time(), key)
-            txn.zrem(keys.volumes_of_project(volume.project_id), key)
-            if volume.host is not None:
-                txn.srem(keys.volumes_on_host(volume.host), key)
-            if volume.instance_id is not None:
-                txn.srem(keys.volumes_of_instance(volume.instance_id), key)
-            self._queue_usage(txn, volume.project_id, used, _usage(volume), -1)
+            await self._queue_removal(txn, volume)
             return True
 
         return await self._store.transact([key], remove)
+
+    async def remove_abandoned(self, volume_id: str, host: str | None) -> Volume:
+        """
+        C{nova-manage volume delete} of a volume no volume host will delete:
+        its host is down or gone (or it never got one). Remove the record,
+        its indexes and its quota usage in one transaction that checks it
+        is detached and still recorded on C{host}, whatever its status.
+
+        @param host: the host the caller found down, or C{None}.
+        @return: the record removed.
+        @raise InvalidVolumeNotFound: no such volume.
+        @raise nova.volume.states.VolumeInUse: it is attached (or being
+            attached or detached).
+        @raise nova.volume.states.IncorrectState: its host changed meanwhile.
+        """
+        check_volume_id(volume_id)
+        key = keys.volume(volume_id)
+
+        async def remove(txn: ITransaction) -> Volume:
+            volume = await self._read(txn, volume_id)
+            if volume.status == states.IN_USE or volume.instance_id is not None:
+                raise states.VolumeInUse(f"Volume {volume_id} is currently attached to "
+                                         f"{volume.instance_id}")
+            if volume.host != host:
+                raise states.IncorrectState(f"The volume '{volume_id}' moved to host "
+                                            f"{volume.host} meanwhile")
+            await self._queue_removal(txn, volume)
+            return volume
+
+        return await self._store.transact([key], remove)
+
+    async def _queue_removal(self, txn: ITransaction, volume: Volume) -> None:
+        """Queue the removal of C{volume}'s record and indexes, and give back its quota."""
+        key = keys.volume(volume.volume_id)
+        await txn.watch(*self.quotas.watch_keys(volume.project_id))
+        _limits, used = await self.quotas.read(txn, volume.project_id)
+        txn.delete(key)
+        txn.zrem(keys.volumes_by_time(), key)
+        txn.zrem(keys.volumes_of_project(volume.project_id), key)
+        if volume.host is not None:
+            txn.srem(keys.volumes_on_host(volume.host), key)
+        if volume.instance_id is not None:
+            txn.srem(keys.volumes_of_instance(volume.instance_id), key)
+        self._queue_usage(txn, volume.project_id, used, _usage(volume), -1)
 
     # -- reads --------------------------------------------------------------------------
 

@@ -51,7 +51,7 @@ def make_exports(server: Any) -> tuple[Any, Any]:
         from nova.volume.exports.iscsi import IscsiExportDriver
         return IscsiExportDriver(ProcessRunner(server.reactor), server.reactor, str(state),
                                  portal_address=volume.iscsi_portal_address,
-                                 netns=netns), None
+                                 control_port=volume.iscsi_control_port, netns=netns), None
     if volume.driver == "aoe":
         from nova.volume.exports.aoe import AoeExportDriver
         if not volume.aoe_interface:

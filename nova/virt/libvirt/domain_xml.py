@@ -113,15 +113,28 @@ def build_volume_disk(device: str, source: VolumeSource) -> str:
     if source.kind == "file":
         disk = ET.Element("disk", type="file", device="disk")
         _sub(disk, "driver", name="qemu", type=source.format)
-        _sub(disk, "source", file=source.path)
-    else:
+        _sub(disk, "source", file=str(source.path))
+    elif source.kind == "block":
+        # a host block device (an AoE target the kernel's aoe module made)
+        disk = ET.Element("disk", type="block", device="disk")
+        _sub(disk, "driver", name="qemu", type="raw", cache="none", io="native")
+        _sub(disk, "source", dev=str(source.path))
+    elif source.kind == "nbd":
         disk = ET.Element("disk", type="network", device="disk")
         _sub(disk, "driver", name="qemu", type="raw")
         src_attrs = {"protocol": "nbd"}
         if source.export is not None:
             src_attrs["name"] = source.export
         src = _sub(disk, "source", **src_attrs)
-        _sub(src, "host", transport="unix", socket=source.path)
+        _sub(src, "host", transport="unix", socket=str(source.path))
+    else:
+        # QEMU's own initiator (libiscsi, Debian's qemu-block-extra) logs in
+        # over TCP from the guest's host namespace; libvirt names the LUN
+        # after the target: "IQN/LUN".
+        disk = ET.Element("disk", type="network", device="disk")
+        _sub(disk, "driver", name="qemu", type="raw")
+        src = _sub(disk, "source", protocol="iscsi", name=f"{source.iqn}/{source.lun}")
+        _sub(src, "host", name=str(source.host), port=str(source.port))
     _sub(disk, "target", dev=device, bus="virtio")
     if source.read_only:
         _sub(disk, "readonly")
@@ -183,10 +196,35 @@ def parse_volumes(domain_xml: str) -> dict[str, VolumeSource]:
         if disk.get("type") == "file" and source.get("file"):
             found[device] = VolumeSource(kind="file", path=source.get("file", ""),
                                          format=fmt, read_only=read_only)
+        elif disk.get("type") == "block" and source.get("dev"):
+            try:
+                found[device] = VolumeSource(kind="block", path=source.get("dev", ""),
+                                             read_only=read_only)
+            except ValueError:
+                pass  # not a disk nova would have attached
         elif disk.get("type") == "network" and source.get("protocol") == "nbd":
             host = source.find("host")
             if host is not None and host.get("socket"):
                 found[device] = VolumeSource(kind="nbd", path=host.get("socket", ""),
                                              export=source.get("name"),
                                              read_only=read_only)
+        elif disk.get("type") == "network" and source.get("protocol") == "iscsi":
+            iscsi = _parse_iscsi(source, read_only)
+            if iscsi is not None:
+                found[device] = iscsi
     return found
+
+
+def _parse_iscsi(source: ET.Element, read_only: bool) -> VolumeSource | None:
+    """@return: the iSCSI volume of a C{<source protocol='iscsi'>}, or C{None}."""
+    host = source.find("host")
+    iqn, _, lun = source.get("name", "").rpartition("/")
+    if host is None or not lun.isdigit():
+        return None
+    try:
+        # a disk defined without a port uses iSCSI's well-known one
+        return VolumeSource(kind="iscsi", host=host.get("name"),
+                            port=int(host.get("port", "3260")), iqn=iqn, lun=int(lun),
+                            read_only=read_only)
+    except ValueError:
+        return None  # not a disk nova would have attached
