@@ -33,13 +33,10 @@ def wait_volume(ec2: Any, volume_id: str, state: str, attach: str = "detached",
              f"{volume_id} {state}/{attach}", interval=0.25)
 
 
-class VolumeTests(unittest.TestCase):
+class VolumeSteps:
+    """The EC2 steps of the volume e2e tests (a mixin for a TestCase with C{ec2})."""
 
-    def setUp(self) -> None:
-        _require_machine()
-        self.cloud = network_world()["cloud"]
-        self.project = Project(self, self.cloud)
-        self.ec2 = self.project.ec2
+    ec2: Any
 
     def volume(self, **kwargs: Any) -> str:
         volume_id = self.ec2.create_volume(AvailabilityZone="nova", **kwargs)["VolumeId"]
@@ -63,6 +60,23 @@ class VolumeTests(unittest.TestCase):
     def detach(self, volume_id: str) -> None:
         self.ec2.detach_volume(VolumeId=volume_id)
         wait_volume(self.ec2, volume_id, "available")
+
+    def exists(self, volume_id: str) -> bool:
+        try:
+            self.ec2.describe_volumes(VolumeIds=[volume_id])
+        except ClientError as e:
+            self.assertEqual(e.response["Error"]["Code"], "InvalidVolume.NotFound")
+            return False
+        return True
+
+
+class VolumeTests(VolumeSteps, unittest.TestCase):
+
+    def setUp(self) -> None:
+        _require_machine()
+        self.cloud = network_world()["cloud"]
+        self.project = Project(self, self.cloud)
+        self.ec2 = self.project.ec2
 
     def test_attach_write_move_read_snapshot_restore(self) -> None:
         first, second = self.project.launch(2)
@@ -115,10 +129,3 @@ class VolumeTests(unittest.TestCase):
         return subprocess.run(["qemu-img", "info", f"nbd+unix:///{volume_id}?socket={socket}"],
                               capture_output=True).returncode
 
-    def exists(self, volume_id: str) -> bool:
-        try:
-            self.ec2.describe_volumes(VolumeIds=[volume_id])
-        except ClientError as e:
-            self.assertEqual(e.response["Error"]["Code"], "InvalidVolume.NotFound")
-            return False
-        return True

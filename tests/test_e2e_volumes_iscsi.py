@@ -22,7 +22,6 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from botocore.exceptions import ClientError
 from twisted.trial import unittest
 
 from nova.virt.libvirt import domain_xml
@@ -31,7 +30,7 @@ from nova.volume.exports import tgt
 from tests.support.allinone import AllInOne
 from tests.support.guests import e2e_cloud, remove_netns, wait_for
 from tests.test_e2e_network import Project, _require_machine
-from tests.test_e2e_volumes import volume_state, wait_volume
+from tests.test_e2e_volumes import VolumeSteps
 
 #: this run's tgtd control port ([volume] iscsi_control_port): its management
 #: socket is a path shared by every namespace, so two runs must not share one
@@ -96,7 +95,7 @@ def world() -> AllInOne:
     return _world["cloud"]
 
 
-class IscsiVolumeTests(unittest.TestCase):
+class IscsiVolumeTests(VolumeSteps, unittest.TestCase):
 
     def setUp(self) -> None:
         _require_machine()
@@ -104,29 +103,6 @@ class IscsiVolumeTests(unittest.TestCase):
         self.cloud = world()
         self.project = Project(self, self.cloud)
         self.ec2 = self.project.ec2
-
-    def volume(self, size: int = 1) -> str:
-        volume_id = self.ec2.create_volume(AvailabilityZone="nova", Size=size)["VolumeId"]
-        self.addCleanup(self._delete, volume_id)
-        wait_volume(self.ec2, volume_id, "available")
-        return volume_id
-
-    def _delete(self, volume_id: str) -> None:
-        if not self.exists(volume_id):  # the test's last step deleted it
-            return
-        state = volume_state(self.ec2, volume_id)
-        if state[0] == "in-use":
-            self.ec2.detach_volume(VolumeId=volume_id, Force=True)
-            wait_volume(self.ec2, volume_id, "available")
-        self.ec2.delete_volume(VolumeId=volume_id)
-
-    def attach(self, volume_id: str, instance_id: str, device: str) -> None:
-        self.ec2.attach_volume(VolumeId=volume_id, InstanceId=instance_id, Device=device)
-        wait_volume(self.ec2, volume_id, "in-use", "attached")
-
-    def detach(self, volume_id: str) -> None:
-        self.ec2.detach_volume(VolumeId=volume_id)
-        wait_volume(self.ec2, volume_id, "available")
 
     def target(self, volume_id: str) -> tgt.TgtTarget | None:
         """@return: the volume's target as tgtd shows it, or C{None}."""
@@ -140,7 +116,7 @@ class IscsiVolumeTests(unittest.TestCase):
         self.project.open_ssh()
         ip = self.project.private_ip(instance_id)
         pattern = f"NOVA-ISCSI-{uuid.uuid4().hex}"
-        volume_id = self.volume()
+        volume_id = self.volume(Size=1)
         backing = self.cloud.state_dir / "volumes" / "files" / f"{volume_id}.img"
 
         exported = self.target(volume_id)
@@ -186,10 +162,3 @@ class IscsiVolumeTests(unittest.TestCase):
                                "dumpxml", instance_id], capture_output=True, text=True,
                               check=True).stdout
 
-    def exists(self, volume_id: str) -> bool:
-        try:
-            self.ec2.describe_volumes(VolumeIds=[volume_id])
-        except ClientError as e:
-            self.assertEqual(e.response["Error"]["Code"], "InvalidVolume.NotFound")
-            return False
-        return True
