@@ -100,12 +100,18 @@ class SecondComputeHostTests(unittest.TestCase):
         admin = boto3_ec2(self.cloud.ec2_url, env["AWS_ACCESS_KEY_ID"],
                           env["AWS_SECRET_ACCESS_KEY"])
 
+        log = self.cloud.base / "second.log"
+
         def second_is_up() -> bool:
             self.assertIsNone(self.process.poll(), "the second nova-compute exited")
+            # its first heartbeat is written before its queues are bound (a cast
+            # to compute.<host> before then is unroutable): wait for both
+            ready = log.exists() and f"nova is running on host {self.second}" in \
+                log.read_text(errors="replace")
             zones = admin.describe_availability_zones(ZoneNames=["verbose"])
             names = [z["ZoneName"] for z in zones["AvailabilityZones"]]
-            return any(self.second in n for n in names)
-        wait_for(second_is_up, 60, "the second host's heartbeat")
+            return ready and any(self.second in n for n in names)
+        wait_for(second_is_up, 60, "the second host's heartbeat and its queues")
         user = S3User(self.cloud)
         self.addCleanup(user.remove)
         image_id = register_raw_image(user, self, public=True)

@@ -114,8 +114,10 @@ class RealNetworkHostTests(unittest.TestCase):
             ["busybox", "nc", "-l", "-p", str(port), "-e", "/bin/echo", answer],
             netns=netns, timeout=30, check=False))
 
-    async def _connect(self, address: str, port: int, netns: str) -> bytes:
-        done = await self.runner.run(["busybox", "nc", "-w", "1", address, str(port)],
+    async def _connect(self, address: str, port: int, netns: str, wait: int = 10) -> bytes:
+        # -w: how long nc waits for the connection and for the answer; a
+        # served connection ends sooner, as soon as the server's echo exits
+        done = await self.runner.run(["busybox", "nc", "-w", str(wait), address, str(port)],
                                      netns=netns, timeout=30, check=False)
         return done.stdout
 
@@ -249,7 +251,7 @@ class RealNetworkHostTests(unittest.TestCase):
         # From the host namespace (locally generated: the OUTPUT path) to the guest.
         served = self._serve_once(2222, self.client_ns, "guest-port-open")
         await self._wait_listening(2222, self.client_ns)
-        self.assertEqual(await self._connect(ip, 2222, self.host_ns), b"")  # filtered
+        self.assertEqual(await self._connect(ip, 2222, self.host_ns, wait=1), b"")  # filtered
         await host.apply_instance_filters({guest: InstanceFilter(
             ip, (SecurityRule("tcp", 2222, 2222, "0.0.0.0/0"),), gateway, network.cidr)})
         self.assertEqual(await self._connect(ip, 2222, self.host_ns), b"guest-port-open\n")
