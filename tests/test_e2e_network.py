@@ -185,6 +185,7 @@ class NetworkTests(unittest.TestCase):
         project.ec2.stop_instances(InstanceIds=[second])
         wait_state(project.ec2, second, "stopped")
         gateway = addresses[second].rsplit(".", 1)[0] + ".1"
+        first_mac = project.ssh_ok(addresses[first], "cat /sys/class/net/eth0/address")
         spoof = project.ssh(addresses[first], (
             f"ip addr add {addresses[second]}/32 dev eth0 && "
             f"ip route replace 169.254.169.254 via {gateway} dev eth0 src {addresses[second]} "
@@ -194,6 +195,12 @@ class NetworkTests(unittest.TestCase):
         self.assertEqual(spoof.returncode, 0, spoof.stderr)
         self.assertNotIn(second, spoof.stdout)
         self.assertTrue(spoof.stdout.strip().endswith("END"), spoof.stdout)
+        # nor did its ARP claiming the second's address teach the host
+        # (the frames' check; proven with a control in test_network_host_real)
+        neighbour = subprocess.run(
+            ["ip", "netns", "exec", self.cloud.netns, "ip", "neigh", "show",  # type: ignore
+             addresses[second]], capture_output=True, text=True, check=True).stdout
+        self.assertNotIn(first_mac.strip(), neighbour)
 
     def test_projects_are_isolated(self) -> None:
         """Two guests of one project reach each other; a guest of another reaches neither."""
@@ -241,14 +248,16 @@ class NetworkTests(unittest.TestCase):
         netns = self.cloud.netns
 
         def host_state() -> str:
-            saved = [subprocess.run(["ip", "netns", "exec", netns, "iptables-save", "-t", t],
+            saved = [subprocess.run(["ip", "netns", "exec", netns, *save, "-t", t],
                                     capture_output=True, text=True, check=True).stdout
-                     for t in ("filter", "nat")]
+                     for save, t in ((["iptables-save"], "filter"), (["iptables-save"], "nat"),
+                                     (["ebtables-save"], "filter"))]
             hosts = [p.read_text() for p in
                      (self.cloud.state_dir / "hosts" / netns / "network").glob("*/hosts")]
             return "\n".join(saved + hosts)
 
         before = host_state()
+        self.assertEqual(before.count(f":nova-{instance_id} "), 2)  # iptables' and ebtables'
         self.assertIn(f"nova-{instance_id}", before)
         self.assertIn(f"nova-fdnat-{elastic}", before)
         self.assertIn(f",{address}\n", before)

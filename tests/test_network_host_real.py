@@ -32,7 +32,8 @@ from nova.network.host import InstanceFilter, NetworkHost, NetworkInUse, Securit
 from nova.utils.process import ProcessRunner, find_executable
 
 _SEARCH = os.pathsep.join([os.environ.get("PATH", os.defpath), "/usr/sbin", "/sbin"])
-_NEEDED = ("ip", "dnsmasq", "iptables-restore", "iptables-save", "busybox", "kill", "sysctl")
+_NEEDED = ("ip", "dnsmasq", "iptables-restore", "iptables-save", "ebtables-restore",
+           "ebtables-save", "busybox", "kill", "sysctl")
 
 
 class RecordingRunner:
@@ -137,6 +138,8 @@ class RealNetworkHostTests(unittest.TestCase):
         for table in ("nat", "filter"):
             saved = await self.runner.run(["iptables-save", "-t", table], netns=self.host_ns)
             names += [line for line in saved.stdout.decode().splitlines() if "nova" in line]
+        saved = await self.runner.run(["ebtables-save", "-t", "filter"], netns=self.host_ns)
+        names += [line for line in saved.stdout.decode().splitlines() if "nova" in line]
         pids = await self.runner.run(["ip", "netns", "pids", self.host_ns])
         names += [f"pid {p}" for p in pids.stdout.decode().split()]
         return names
@@ -263,6 +266,33 @@ class RealNetworkHostTests(unittest.TestCase):
         self.assertEqual(await self._connect("169.254.169.254", 80, self.client_ns),
                          b"metadata-here\n")
         await proxy
+
+        # Below IP: with its tap and MAC known, the guest's frames are
+        # checked. Its own ARP is answered; ARP claiming another address
+        # teaches the host nothing; frames with another MAC go nowhere.
+        await host.apply_instance_filters({guest: InstanceFilter(
+            ip, (), gateway, network.cidr, tap="nvtguest", mac=mac)})
+        arping = ["busybox", "arping", "-c", "1", "-w", "2", "-I", "eth0"]
+        own = await run_c([*arping, "-s", ip, gateway], check=False)
+        self.assertEqual(own.exit_code, 0, own.stdout + own.stderr)
+        stolen = "10.77.4.50"
+        await run_c(["ip", "addr", "add", f"{stolen}/32", "dev", "eth0"])  # arping binds to it
+        claimed = await run_c([*arping, "-s", stolen, gateway], check=False)
+        self.assertEqual(claimed.exit_code, 1, claimed.stdout + claimed.stderr)  # no answer
+        neighbours = await run_h(["ip", "neigh", "show", "dev", "novaflat"])
+        self.assertNotIn(stolen.encode(), neighbours.stdout)
+        await run_c(["ip", "link", "set", "eth0", "address", "02:00:0a:4d:04:99"])
+        posing = await run_c([*arping, "-s", ip, gateway], check=False)
+        self.assertEqual(posing.exit_code, 1, posing.stdout + posing.stderr)
+        await run_c(["ip", "link", "set", "eth0", "address", mac])
+        # without the frames' check (no MAC given), the same claim is learnt:
+        # the check above is what stopped it
+        await host.apply_instance_filters({guest: InstanceFilter(
+            ip, (), gateway, network.cidr, tap="nvtguest")})
+        claimed = await run_c([*arping, "-s", stolen, gateway], check=False)
+        self.assertEqual(claimed.exit_code, 0, claimed.stdout + claimed.stderr)
+        neighbours = await run_h(["ip", "neigh", "show", "dev", "novaflat"])
+        self.assertIn(stolen.encode(), neighbours.stdout)
 
         await run_h(["ip", "link", "delete", "nvtguest"])
         await host.apply_instance_filters({}, exclusive=True)

@@ -72,7 +72,7 @@ class ComputeNetworking:
         return InstanceFilter(fixed_ip=address, rules=tuple(rules),
                               dhcp_server=network.gateway,
                               project_cidr=network.cidr if self._allow_project else None,
-                              tap=tap_name(instance.instance_id))
+                              tap=tap_name(instance.instance_id), mac=instance.mac_address)
 
     async def refresh(self, instances: Iterable[Instance], *, exclusive: bool = False) -> int:
         """

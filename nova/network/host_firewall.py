@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Any, Awaitable, Callable, Iterable, Mapping, Sequence
 
 from nova.network import linux_net as ln
+from nova.network import linux_net_ebtables as ebt
 from nova.network import linux_net_iptables as ipt
 from nova.utils.process import CommandFailed
 from nova.utils.validate import InvalidIdentifier
@@ -33,28 +34,33 @@ class FirewallMixin:
     _run: Callable[..., Awaitable[Any]]
     _locked: Callable[..., Awaitable[Any]]
 
-    async def _saved(self, table: str) -> ipt.SavedTable | None:
-        saved = await self._run(ipt.iptables_save(table))
+    async def _saved(self, table: str, dialect: ipt.Dialect = ipt.IPTABLES
+                     ) -> ipt.SavedTable | None:
+        argv = ebt.ebtables_save() if dialect is ebt.EBTABLES else ipt.iptables_save(table)
+        saved = await self._run(argv)
         return ipt.parse_save(saved.stdout.decode("utf-8", "replace")).get(table)
 
     async def _apply_table(self, table: str, write: Mapping[str, Sequence[Sequence[str]]],
                            delete: Iterable[str] = (), *,
-                           exclusive_prefix: str | None = None) -> None:
+                           exclusive_prefix: str | None = None,
+                           dialect: ipt.Dialect = ipt.IPTABLES) -> None:
         """
-        One transaction on C{table}: write and delete object chains.
+        One transaction on C{table} (of iptables, or of ebtables for
+        L{ebt.EBTABLES}): write and delete object chains.
 
         @param exclusive_prefix: also delete every existing chain with this
             prefix that is not written.
         """
-        current = await self._saved(table)
+        current = await self._saved(table, dialect)
         delete = set(delete)
         if exclusive_prefix is not None and current is not None:
             delete |= {name for name in current.chains
                        if name.startswith(exclusive_prefix) and name not in write}
-        text = ipt.restore_input(table, current, write=write, delete=delete)
+        text = ipt.restore_input(table, current, write=write, delete=delete, dialect=dialect)
         if text.strip() == f"*{table}\nCOMMIT":
             return  # nothing of nova's here, nothing to do
-        await self._run(ipt.iptables_restore(), input=text.encode("ascii"))
+        restore = ebt.ebtables_restore() if dialect is ebt.EBTABLES else ipt.iptables_restore()
+        await self._run(restore, input=text.encode("ascii"))
 
     # -- floating IPs ------------------------------------------------------
 
@@ -117,7 +123,10 @@ class FirewallMixin:
                                      exclusive: bool = False) -> None:
         """
         (Re)write the filter chains C{nova-<instance id>} of any number of
-        instances and remove others, in one C{iptables-restore}.
+        instances and remove others, in one C{iptables-restore}, then
+        their ebtables chains (the frames' check of an instance with a tap
+        and a MAC: L{nova.network.linux_net_ebtables}) in one
+        C{ebtables-restore}.
 
         Each chain is reached from C{nova-FORWARD} (traffic routed or
         bridged to the guest) and C{nova-OUTPUT} (traffic this host sends
@@ -131,17 +140,29 @@ class FirewallMixin:
             nothing is changed.
         """
         write: dict[str, list[list[str]]] = {}
+        l2_write: dict[str, list[list[str]]] = {}
         for instance_id, spec in filters.items():
             if not isinstance(spec, ipt.InstanceFilter):
                 raise InvalidIdentifier(f"not an InstanceFilter for {instance_id}: {spec!r}")
-            write[ipt.instance_chain(instance_id)] = spec.chain_rules()
+            chain = ipt.instance_chain(instance_id)
+            write[chain] = spec.chain_rules()
+            if spec.tap is not None and spec.mac is not None:
+                l2_write[chain] = ebt.l2_filter_rules(spec.tap, spec.mac, spec.fixed_ip)
         delete = [ipt.instance_chain(instance_id) for instance_id in remove]
-        await self._locked(self._apply_filters, write, delete, exclusive)
+        # an instance written without a MAC loses any ebtables chain it had
+        l2_delete = delete + [chain for chain in write if chain not in l2_write]
+        await self._locked(self._apply_filters, write, delete, l2_write, l2_delete, exclusive)
 
     async def _apply_filters(self, write: dict[str, list[list[str]]], delete: list[str],
+                             l2_write: dict[str, list[list[str]]], l2_delete: list[str],
                              exclusive: bool) -> None:
-        await self._apply_table("filter", write, delete,
-                                exclusive_prefix=_INSTANCE_PREFIX if exclusive else None)
+        # The frames' check follows the IP filter in a second transaction
+        # (ebtables has its own): a failure there fails the whole call, and
+        # a plug that fails is undone by its caller before the guest exists.
+        prefix = _INSTANCE_PREFIX if exclusive else None
+        await self._apply_table("filter", write, delete, exclusive_prefix=prefix)
+        await self._apply_table("filter", l2_write, l2_delete, exclusive_prefix=prefix,
+                                dialect=ebt.EBTABLES)
 
     async def instance_filters(self) -> list[str]:
         """@return: the instance ids that have a filter chain on this host."""

@@ -41,6 +41,8 @@ __all__ = [
     "SecurityRule",
     "InstanceFilter",
     "SavedTable",
+    "Dialect",
+    "IPTABLES",
     "parse_save",
     "snat_chain",
     "floating_chains",
@@ -78,6 +80,26 @@ _JUMPS: dict[str, list[tuple[str, tuple[str, ...]]]] = {
     # its chain's anti-spoofing check too
     "filter": [("nova-i-", ("nova-INPUT", "nova-FORWARD", "nova-OUTPUT"))],
 }
+
+
+
+@attr.s(frozen=True, auto_attribs=True)
+class Dialect:
+    """
+    How one tool's C{-restore} input declares nova's chains and hooks them.
+
+    @ivar tops: table -> built-in chain -> nova's top chain hooked into it.
+    @ivar jumps: table -> (object chain prefix, the top chains jumping to it).
+    @ivar declare: a chain declaration, with C{{}} for the name.
+    """
+
+    tops: Mapping[str, Mapping[str, str]]
+    jumps: Mapping[str, Sequence[tuple[str, tuple[str, ...]]]]
+    declare: str
+
+
+#: iptables (tables C{nat} and C{filter})
+IPTABLES = Dialect(TOP_CHAINS, _JUMPS, ":{} - [0:0]")
 
 # Every token of a rule must look like an option, a name, an address or a
 # number: no blank, quote, '#' or newline can reach iptables-restore's parser.
@@ -128,7 +150,7 @@ class SavedTable:
 
 def parse_save(text: str) -> dict[str, SavedTable]:
     """
-    Read C{iptables-save} output.
+    Read C{iptables-save} (or C{ebtables-save}) output.
 
     @param text: its output.
     @return: table name -> L{SavedTable}.
@@ -140,6 +162,8 @@ def parse_save(text: str) -> dict[str, SavedTable]:
     for line in text.splitlines():
         line = line.strip()
         if line.startswith("*"):
+            if table is not None:  # ebtables-save ends a table without COMMIT
+                tables[table] = SavedTable(frozenset(chains), tuple(rules))
             table, chains, rules = line[1:], set(), []
         elif table is None:
             continue
@@ -150,6 +174,8 @@ def parse_save(text: str) -> dict[str, SavedTable]:
         elif line == "COMMIT":
             tables[table] = SavedTable(frozenset(chains), tuple(rules))
             table = None
+    if table is not None:
+        tables[table] = SavedTable(frozenset(chains), tuple(rules))
     return tables
 
 
@@ -307,6 +333,8 @@ class InstanceFilter:
         reach it (C{allow_project_net_traffic}); C{None}: only the rules.
     @ivar tap: the host side of its NIC, for the anti-spoofing check
         (C{None}: none).
+    @ivar mac: its NIC's MAC: with C{tap}, its frames are checked below IP
+        too (L{nova.network.linux_net_ebtables}); C{None}: not.
     """
 
     fixed_ip: str = attr.ib(converter=validate.ipv4_address)
@@ -316,6 +344,7 @@ class InstanceFilter:
     project_cidr: str | None = attr.ib(default=None,
                                        converter=_optional(validate.ipv4_network))
     tap: str | None = attr.ib(default=None, converter=_optional(validate.interface_name))
+    mac: str | None = attr.ib(default=None, converter=_optional(validate.mac_address))
 
     def chain_rules(self) -> list[list[str]]:
         """@return: the chain's rules (without C{-A chain})."""
@@ -357,7 +386,7 @@ def _line(chain: str, rule: Rule) -> str:
 
 def restore_input(table: str, saved: SavedTable | None, *,
                   write: Mapping[str, Sequence[Rule]] = {},
-                  delete: Iterable[str] = ()) -> str:
+                  delete: Iterable[str] = (), dialect: Dialect = IPTABLES) -> str:
     """
     The C{iptables-restore --noflush} input that writes and deletes object
     chains of one table and keeps the top chains and hooks consistent.
@@ -368,14 +397,16 @@ def restore_input(table: str, saved: SavedTable | None, *,
     @param saved: what the table holds now (L{parse_save}); C{None}: empty.
     @param write: object chain -> its rules (without C{-A chain}).
     @param delete: object chains to remove (absent ones are ignored).
+    @param dialect: the tool (L{IPTABLES}, or ebtables' in
+        L{nova.network.linux_net_ebtables}).
     @return: the input text.
     @raise InvalidIdentifier: for an unknown table, a chain without a
         known prefix, or an unsafe token.
     """
-    if table not in TOP_CHAINS:
+    if table not in dialect.tops:
         raise InvalidIdentifier(f"unknown table {table!r}")
-    tops = TOP_CHAINS[table]
-    jumps = _JUMPS[table]
+    tops = dialect.tops[table]
+    jumps = dialect.jumps[table]
     current = saved.chains if saved is not None else frozenset()
     current_rules = saved.rules if saved is not None else ()
 
@@ -394,8 +425,8 @@ def restore_input(table: str, saved: SavedTable | None, *,
         order(name)
     lines = [f"*{table}"]
     if wanted:
-        lines += [f":{top} - [0:0]" for top in tops.values()]
-    lines += [f":{name} - [0:0]" for name in sorted(set(writes) | deletes)]
+        lines += [dialect.declare.format(top) for top in tops.values()]
+    lines += [dialect.declare.format(name) for name in sorted(set(writes) | deletes)]
     for builtin, top in tops.items():
         hook = f"-A {builtin} -j {top}"
         present = hook in current_rules
@@ -413,7 +444,7 @@ def restore_input(table: str, saved: SavedTable | None, *,
         # Declared (flushed) so the delete works even if a stray rule is in it.
         for top in tops.values():
             if top in current:
-                lines.insert(1, f":{top} - [0:0]")
+                lines.insert(1, dialect.declare.format(top))
                 lines.append(f"-X {top}")
     lines.append("COMMIT")
     return "\n".join(lines) + "\n"
