@@ -9,7 +9,6 @@ streamed to the object store becomes a new volume with the same pattern.
 from __future__ import annotations
 
 import subprocess
-import time
 import uuid
 from typing import Any
 
@@ -89,7 +88,10 @@ class VolumeTests(VolumeSteps, unittest.TestCase):
         self.project.ssh_ok(ip[first], "test -b /dev/vdb && echo yes")
         self.project.ssh_ok(ip[first], f"printf {pattern} > /dev/vdb && sync && echo ok")
         self.detach(volume_id)
-        gone = self.project.ssh_ok(ip[first], "test -b /dev/vdb && echo still || echo gone")
+        # libvirt may report the detach done before the guest has let go of the
+        # disk (it stops waiting for the guest after a few seconds): the disk
+        # must leave the guest, however long the guest takes
+        gone = self.project.ssh_ok(ip[first], "test ! -b /dev/vdb && echo gone")
         self.assertEqual(gone.strip(), "gone")
 
         self.attach(volume_id, second, "/dev/vdb")
@@ -97,19 +99,19 @@ class VolumeTests(VolumeSteps, unittest.TestCase):
         self.assertEqual(read, pattern)
 
         # a snapshot of the attached volume, restored into a new, bigger volume
-        began = time.monotonic()
         snapshot_id = self.ec2.create_snapshot(VolumeId=volume_id,
                                                Description="e2e")["SnapshotId"]
         self.addCleanup(self.ec2.delete_snapshot, SnapshotId=snapshot_id)
         wait_for(lambda: self.ec2.describe_snapshots(SnapshotIds=[snapshot_id])
                  ["Snapshots"][0]["State"] == "completed", 120, f"{snapshot_id} completed")
-        self.assertLess(time.monotonic() - began, 120)
         restored = self.volume(Size=2, SnapshotId=snapshot_id)
         self.attach(restored, first, "/dev/vdc")
         # the guest's kernel names disks in the order it finds them (as on EC2):
-        # its one added disk is vdb whatever the device asked for
+        # its one added disk is vdb whatever the device asked for (retried until
+        # the guest's kernel has found the hot-plugged disk)
         read = self.project.ssh_ok(
-            ip[first], f"d=$(ls /dev/vd[b-z] | head -1) && head -c {len(pattern)} $d")
+            ip[first], f"d=$(ls /dev/vd[b-z] 2>/dev/null | head -1); test -b \"$d\" && "
+                       f"head -c {len(pattern)} $d")
         self.assertEqual(read, pattern)
         self.detach(restored)
         self.detach(volume_id)

@@ -307,8 +307,12 @@ class RPCContractTests:
         topic = self.new_topic()
         _, manager, _ = await self.serve(topic)
         client = await self.make_transport()
+        calling = client.call(topic, "wait_gate", {"value": 1}, timeout=0.3)
+        # the request is at the gate (however long it took to get there), so
+        # opening the gate below surely makes a reply that comes too late
+        await manager.when_gated()
         with self.assertRaises(RPCTimeout):
-            await client.call(topic, "wait_gate", {"value": 1}, timeout=0.3)
+            await calling
         manager.open_gates(1)
         # The late reply travels before this one on the same path: once this
         # call is answered, the late one has been received and dropped.
