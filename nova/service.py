@@ -93,9 +93,13 @@ class NovaService(MultiService):
         return self.manager.binary
 
     def startService(self) -> None:
-        super().startService()
         if self.topic is not None:
             self._consuming = defer.Deferred.fromCoroutine(self._consume())
+            # the first heartbeat once the topics are consumed: a heartbeat
+            # makes the scheduler pick this host, and a cast to a topic not
+            # yet bound would be lost
+            self._consuming.addCallback(lambda _: self._report_state())
+        super().startService()
 
     async def _consume(self) -> None:
         dispatcher = Dispatcher(self.manager)
@@ -129,7 +133,13 @@ class NovaService(MultiService):
         return defer.Deferred.fromCoroutine(self.report_state())
 
     async def report_state(self) -> None:
-        """Write this service's heartbeat; a datastore outage is logged, not fatal."""
+        """
+        Write this service's heartbeat; a datastore outage is logged, not
+        fatal. Nothing before its topics are consumed (or when that failed).
+        """
+        if self._consuming is not None and (not self._consuming.called
+                                            or not self._consumers):
+            return
         try:
             # inside: a capacity the record refuses must be logged, not end the timer
             record = Service(host=self.manager.host, binary=self.binary,

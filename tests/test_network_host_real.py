@@ -272,8 +272,11 @@ class RealNetworkHostTests(unittest.TestCase):
         # teaches the host nothing; frames with another MAC go nowhere.
         await host.apply_instance_filters({guest: InstanceFilter(
             ip, (), gateway, network.cidr, tap="nvtguest", mac=mac)})
+        # answered: up to 5 requests over 5 s, done at the first reply (-f);
+        # unanswered: one request, its reply awaited for 2 s
+        answered = ["busybox", "arping", "-f", "-c", "5", "-w", "5", "-I", "eth0"]
         arping = ["busybox", "arping", "-c", "1", "-w", "2", "-I", "eth0"]
-        own = await run_c([*arping, "-s", ip, gateway], check=False)
+        own = await run_c([*answered, "-s", ip, gateway], check=False)
         self.assertEqual(own.exit_code, 0, own.stdout + own.stderr)
         stolen = "10.77.4.50"
         await run_c(["ip", "addr", "add", f"{stolen}/32", "dev", "eth0"])  # arping binds to it
@@ -289,7 +292,7 @@ class RealNetworkHostTests(unittest.TestCase):
         # the check above is what stopped it
         await host.apply_instance_filters({guest: InstanceFilter(
             ip, (), gateway, network.cidr, tap="nvtguest")})
-        claimed = await run_c([*arping, "-s", stolen, gateway], check=False)
+        claimed = await run_c([*answered, "-s", stolen, gateway], check=False)
         self.assertEqual(claimed.exit_code, 0, claimed.stdout + claimed.stderr)
         neighbours = await run_h(["ip", "neigh", "show", "dev", "novaflat"])
         self.assertIn(stolen.encode(), neighbours.stdout)

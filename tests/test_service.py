@@ -86,6 +86,29 @@ class NovaServiceTests(unittest.TestCase):
         self.assertEqual(record.updated_at, NOW + 10)
         self.assertFalse(self.services.is_up(record, 60))
 
+    def test_no_heartbeat_before_the_topics_are_consumed(self) -> None:
+        """A heartbeat makes the scheduler pick the host: its queues must be there first."""
+        gate: defer.Deferred[None] = defer.Deferred()
+
+        class SlowBus:
+            async def consume(self, topic: str, dispatcher: Any) -> Any:
+                await gate
+                return await broker_consumer(topic, dispatcher)
+
+        broker_consumer = self.broker.consume
+        service = NovaService(manager=EchoManager("host3", self.clock), topic="echo", zone="z1",
+                              rpc=SlowBus(), services=self.services, clock=self.clock,
+                              report_interval=10, periodic_interval=60)
+        service.startService()
+        self.addCleanup(service.stopService)
+        self.clock.advance(25)  # the timer ticked three times
+        missing = defer.Deferred.fromCoroutine(self.services.get("host3", "nova-echo"))
+        self.assertEqual(self.failureResultOf(missing).type.__name__, "ServiceNotFound")
+        gate.callback(None)
+        record = self.run_until(defer.Deferred.fromCoroutine(self.services.get("host3",
+                                                                               "nova-echo")))
+        self.assertEqual(record.updated_at, NOW + 25)  # at once, not at the next tick
+
     def test_calls_reach_topic_and_host_topic(self) -> None:
         self.service.startService()
         self.addCleanup(self.service.stopService)

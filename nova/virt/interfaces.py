@@ -110,10 +110,12 @@ class IVirtDriver(Interface):
 
     async def detach_volume(name, device):
         """
-        Unplug the disk at C{device}.
+        Unplug the disk at C{device}; returns once the guest has released it.
 
         @raise InstanceNotFound: for an unknown name.
         @raise DeviceNotFound: when no disk is at C{device}.
+        @raise VirtError: the guest did not release it in time (it may
+            still do so later).
         """
 
     async def list_volumes(name):

@@ -7,9 +7,10 @@ operation is one uninterrupted sequence of libvirt calls.
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import Any, Awaitable, Callable
 
 import libvirt
+from twisted.internet import task
 from twisted.internet.interfaces import IReactorFromThreads
 from twisted.python import log
 from zope.interface import implementer
@@ -45,6 +46,22 @@ def _require_active(dom: Any, name: str) -> None:
         raise InvalidInstanceState(f"{name} is not running")
 
 
+async def wait_for_removal(clock: Any, devices: Callable[[], Awaitable[list[str]]],
+                           device: str, *, timeout: float, interval: float = 0.2) -> None:
+    """
+    Wait until C{device} is no longer among the guest's C{devices()}.
+
+    @raise VirtError: it is still there after C{timeout} seconds (the guest
+        did not release it: the caller records the detach as failed).
+    """
+    waited = 0.0
+    while device in await devices():
+        if waited >= timeout:
+            raise VirtError(f"the guest has not released {device} within {timeout:g} s")
+        await task.deferLater(clock, interval, lambda: None)
+        waited += interval
+
+
 @implementer(IVirtDriver)
 class LibvirtDriver:
     """
@@ -56,7 +73,7 @@ class LibvirtDriver:
     def __init__(self, reactor: IReactorFromThreads, uri: str, instances_path: str,
                  domain_type: str | None = None, machine: str = "pc",
                  cpuinfo_path: str = "/proc/cpuinfo",
-                 kvm_device: str = "/dev/kvm") -> None:
+                 kvm_device: str = "/dev/kvm", detach_timeout: float = 30.0) -> None:
         """
         @param reactor: delivers the worker thread's results.
         @param uri: the libvirt URI of this host's libvirtd.
@@ -67,10 +84,13 @@ class LibvirtDriver:
         @param machine: the QEMU machine type.
         @param cpuinfo_path: read for the capability check.
         @param kvm_device: checked for the capability check.
+        @param detach_timeout: seconds a guest has to release a detached disk.
         """
         if domain_type is not None and domain_type not in domain_xml.DOMAIN_TYPES:
             raise ValueError(f"domain type {domain_type!r} is not kvm or qemu")
         self._conn = LibvirtConnection(reactor, uri)
+        self._reactor = reactor
+        self._detach_timeout = detach_timeout
         self._instances_path = instances_path
         self._machine = machine
         self._cpuinfo_path = cpuinfo_path
@@ -204,6 +224,14 @@ class LibvirtDriver:
                 raise DeviceNotFound(f"{name} has no volume at {device}")
             dom.detachDeviceFlags(disk, libvirt.VIR_DOMAIN_AFFECT_LIVE)
         await self._conn.run(detach)
+        # libvirt answers once it asked the guest, or after ~5 s without the
+        # guest's answer: the disk is detached when the live XML lacks it
+        await wait_for_removal(self._reactor, lambda: self._devices(name), device,
+                               timeout=self._detach_timeout)
+
+    async def _devices(self, name: str) -> list[str]:
+        return await self._conn.run(
+            lambda conn: domain_xml.disk_devices(_lookup(conn, name).XMLDesc(0)))
 
     async def list_volumes(self, name: str) -> dict[str, VolumeSource]:
         """See L{IVirtDriver.list_volumes}."""
