@@ -288,6 +288,22 @@ class ReconcileTests(ManagerTestCase):
         self.assertEqual((instance.state, instance.state_reason),
                          (states.STOPPED, states.INSTANCE_INITIATED_SHUTDOWN))
 
+    async def test_a_record_changed_meanwhile_is_not_overwritten(self) -> None:
+        """The reconcile decided from a record it read; the API stopped it since."""
+        [iid] = await self.running()
+        await self.world.driver.power_off(iid)
+        stale = await self.world.instances.on_host(self.manager.host)
+        await self.world.instances.transition(iid, "stop")  # the user's stop
+        read = self.world.instances.on_host
+
+        async def on_host_read_before(host: str) -> list:
+            self.world.instances.on_host = read  # type: ignore[method-assign]
+            return stale
+        self.world.instances.on_host = on_host_read_before  # type: ignore[method-assign]
+        await self.manager.reconcile()
+        instance = await self.world.instances.get(iid)
+        self.assertEqual((instance.state, instance.state_reason), (states.STOPPING, None))
+
     async def test_unknown_guest_left_alone(self) -> None:
         [iid] = await self.running()
         stranger = InstanceSpec(name="not-nova", uuid=guest_uuid("x"), memory_mb=64, vcpus=1,

@@ -208,6 +208,15 @@ class InstanceRepositoryMixin(RepositoryMixin):
         e = await self.assertFails(ValueError, repo.update(a.instance_id, project_id="theirs"))
         self.assertIn("project_id", str(e))
 
+    async def test_update_if_only_in_the_state_read(self) -> None:
+        repo = self.repo()
+        [inst] = await self.launch(repo)
+        self.assertIsNone(await repo.update_if(inst.instance_id, states.RUNNING,
+                                               state=states.STOPPED))
+        self.assertEqual((await repo.get(inst.instance_id)).state, states.PENDING)
+        written = await repo.update_if(inst.instance_id, states.PENDING, host="node1")
+        self.assertEqual((written.state, written.host), (states.PENDING, "node1"))
+
     async def test_transitions(self) -> None:
         repo = self.repo()
         [inst] = await self.launch(repo)

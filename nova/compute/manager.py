@@ -410,9 +410,11 @@ class ComputeManager(Manager):
                 await self._fail_spawn(instance_id, RuntimeError("interrupted by a restart"))
             return
         target = states.reconciled_state(instance.state, power)
+        # written only if the record is still what was read: the API may
+        # have moved it since (a stop, a terminate)
         if target is None:
             if power is not None and power != instance.power_state:
-                await self._instances.update(instance_id, power_state=power)
+                await self._instances.update_if(instance_id, instance.state, power_state=power)
             return
         reason = None
         if target == states.STOPPED:
@@ -421,6 +423,9 @@ class ComputeManager(Manager):
         log.info("{host}: {id} is {power} on the host: recording {state}", host=self.host,
                  id=instance_id, power=power_state.name(power) if power is not None else "gone",
                  state=target)
-        await self._instances.update(instance_id, state=target, state_reason=reason,
-                                     power_state=power if power is not None
-                                     else power_state.NOSTATE)
+        written = await self._instances.update_if(
+            instance_id, instance.state, state=target, state_reason=reason,
+            power_state=power if power is not None else power_state.NOSTATE)
+        if written is None:
+            log.info("{host}: {id} changed meanwhile: left for the next reconcile",
+                     host=self.host, id=instance_id)

@@ -314,6 +314,30 @@ class InstanceRepository:
 
         return await self._store.transact([key], change)
 
+    async def update_if(self, instance_id: str, expected_state: str, /,
+                        **changes: Any) -> Instance | None:
+        """
+        L{update}, only while the record is still in C{expected_state} (checked in
+        the same transaction): for a writer that decided from a record it
+        read earlier, such as the compute node's reconcile.
+
+        @return: the record as stored, or C{None} when its state had
+            changed (nothing written).
+        @raise InvalidInstanceIDNotFound: no such instance.
+        """
+        instance_id = self._check_id(instance_id)
+        key = keys.instance(instance_id)
+
+        async def change(txn: ITransaction) -> Instance | None:
+            old = self._visible(await txn.get(key), instance_id)
+            if old.state != expected_state:
+                return None
+            new = self._evolve(old, changes)
+            await self._write_change(txn, old, new)
+            return new
+
+        return await self._store.transact([key], change)
+
     async def transition(self, instance_id: str, action: str,
                          **changes: Any) -> tuple[Instance, Instance]:
         """
