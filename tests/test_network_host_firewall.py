@@ -102,8 +102,8 @@ class InstanceFilterTests(HostFixture, unittest.TestCase):
             await self.host.apply_instance_filters(filters)
             # no MAC given: no frames' check, and none was there to remove
             self.assertEqual(self.runner.commands(), [
-                ("iptables-save", "-t", "filter"), ("iptables-restore", "--noflush"),
-                ("ebtables-save", "-t", "filter")])
+                ("iptables-save", "-t", "filter"), ("ebtables-save", "-t", "filter"),
+                ("iptables-restore", "--noflush")])
             lines = self.restores()[0].splitlines()
             self.assertEqual(lines[:4], ["*filter", ":nova-INPUT - [0:0]",
                                          ":nova-FORWARD - [0:0]", ":nova-OUTPUT - [0:0]"])
@@ -171,8 +171,9 @@ class InstanceFilterTests(HostFixture, unittest.TestCase):
         async def go() -> None:
             await self.host.apply_instance_filters({"i-0000000a": InstanceFilter(
                 "10.0.5.4", (SSH,), "10.0.5.1", tap="novat0000000a", mac="02:16:3e:00:00:0a")})
-            self.assertEqual(self.runner.commands()[-2:], [
-                ("ebtables-save", "-t", "filter"), ("ebtables-restore", "--noflush")])
+            self.assertEqual(self.runner.commands(), [
+                ("iptables-save", "-t", "filter"), ("ebtables-save", "-t", "filter"),
+                ("iptables-restore", "--noflush"), ("ebtables-restore", "--noflush")])
             self.assertEqual(self.eb_restores()[0].splitlines(), [
                 "*filter", ":nova-INPUT RETURN", ":nova-FORWARD RETURN",
                 ":nova-i-0000000a RETURN",
@@ -187,6 +188,22 @@ class InstanceFilterTests(HostFixture, unittest.TestCase):
                 "-A nova-i-0000000a -j DROP",
                 "-A nova-INPUT -j nova-i-0000000a", "-A nova-FORWARD -j nova-i-0000000a",
                 "COMMIT"])
+        return self._go(go())
+
+    def test_frames_check_unchanged_is_not_rewritten(self):
+        """A security-group change rewrites IP rules; the frames' rules stay as they are."""
+        async def go() -> None:
+            spec = InstanceFilter("10.0.5.4", tap="novat0000000a", mac="02:16:3e:00:00:0a")
+            await self.host.apply_instance_filters({"i-0000000a": spec})
+            written = self.eb_restores()[0].splitlines()
+            saved = [line for line in written if line.startswith("-A ")]
+            self.runner.add_result(["ebtables-save", "-t", "filter"], stdout=(
+                "*filter\n:INPUT ACCEPT\n:FORWARD ACCEPT\n:nova-INPUT RETURN\n"
+                ":nova-FORWARD RETURN\n:nova-i-0000000a RETURN\n-A INPUT -j nova-INPUT\n"
+                "-A FORWARD -j nova-FORWARD\n" + "\n".join(saved) + "\n").encode())
+            await self.host.apply_instance_filters({"i-0000000a": spec})
+            self.assertEqual(len(self.eb_restores()), 1)
+            self.assertEqual(len(self.restores()), 2)  # iptables' is written again
         return self._go(go())
 
     def test_frames_check_removed_and_reconciled(self):

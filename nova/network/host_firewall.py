@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from typing import Any, Awaitable, Callable, Iterable, Mapping, Sequence
 
+from twisted.internet import defer
+
 from nova.network import linux_net as ln
 from nova.network import linux_net_ebtables as ebt
 from nova.network import linux_net_iptables as ipt
@@ -51,7 +53,13 @@ class FirewallMixin:
         @param exclusive_prefix: also delete every existing chain with this
             prefix that is not written.
         """
-        current = await self._saved(table, dialect)
+        await self._restore(table, await self._saved(table, dialect), write, delete,
+                            exclusive_prefix=exclusive_prefix, dialect=dialect)
+
+    async def _restore(self, table: str, current: ipt.SavedTable | None,
+                       write: Mapping[str, Sequence[Sequence[str]]], delete: Iterable[str], *,
+                       exclusive_prefix: str | None, dialect: ipt.Dialect) -> None:
+        """L{_apply_table} on what C{current} shows the table holds."""
         delete = set(delete)
         if exclusive_prefix is not None and current is not None:
             delete |= {name for name in current.chains
@@ -160,9 +168,16 @@ class FirewallMixin:
         # (ebtables has its own): a failure there fails the whole call, and
         # a plug that fails is undone by its caller before the guest exists.
         prefix = _INSTANCE_PREFIX if exclusive else None
-        await self._apply_table("filter", write, delete, exclusive_prefix=prefix)
-        await self._apply_table("filter", l2_write, l2_delete, exclusive_prefix=prefix,
-                                dialect=ebt.EBTABLES)
+        # both tables are read at once (two processes): a security-group
+        # change waits for one save, not two
+        ip_now, frames_now = await defer.gatherResults([
+            defer.Deferred.fromCoroutine(self._saved("filter")),
+            defer.Deferred.fromCoroutine(self._saved("filter", ebt.EBTABLES))],
+            consumeErrors=True).addErrback(lambda f: f.value.subFailure)
+        await self._restore("filter", ip_now, write, delete, exclusive_prefix=prefix,
+                            dialect=ipt.IPTABLES)
+        await self._restore("filter", frames_now, l2_write, l2_delete, exclusive_prefix=prefix,
+                            dialect=ebt.EBTABLES)
 
     async def instance_filters(self) -> list[str]:
         """@return: the instance ids that have a filter chain on this host."""

@@ -423,6 +423,11 @@ def restore_input(table: str, saved: SavedTable | None, *,
     wanted = sorted((existing | set(writes)) - deletes, key=order)
     for name in wanted:
         order(name)
+    if not deletes and _unchanged(current_rules, tops, jumps, writes, wanted):
+        # what would be written is there already, line for line (ebtables-save
+        # prints rules as nova writes them; iptables-save normalises them, so
+        # an iptables table is always rewritten)
+        return f"*{table}\nCOMMIT\n"
     lines = [f"*{table}"]
     if wanted:
         lines += [dialect.declare.format(top) for top in tops.values()]
@@ -448,6 +453,26 @@ def restore_input(table: str, saved: SavedTable | None, *,
                 lines.append(f"-X {top}")
     lines.append("COMMIT")
     return "\n".join(lines) + "\n"
+
+
+def _unchanged(current_rules: Sequence[str], tops: Mapping[str, str],
+               jumps: Sequence[tuple[str, tuple[str, ...]]],
+               writes: Mapping[str, Sequence[Rule]], wanted: Sequence[str]) -> bool:
+    """@return: whether C{current_rules} already hold the writes, the jumps and the hooks."""
+    if not wanted:
+        return False
+    if any(f"-A {builtin} -j {top}" not in current_rules for builtin, top in tops.items()):
+        return False
+    for name, rules in writes.items():
+        if [_line(name, rule) for rule in rules] != \
+                [line for line in current_rules if line.startswith(f"-A {name} ")]:
+            return False
+    for top in tops.values():
+        expected = [f"-A {top} -j {name}" for name in wanted
+                    if top in next(t for p, t in jumps if name.startswith(p))]
+        if expected != [line for line in current_rules if line.startswith(f"-A {top} ")]:
+            return False
+    return True
 
 
 def iptables_save(table: str) -> list[str]:
