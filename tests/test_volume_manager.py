@@ -168,6 +168,30 @@ class VolumeManagerTests(unittest.TestCase):
         self.assertNotIn((SNAPSHOT_BUCKET, snapshot_id), self.store.objects)
         self.assertEqual(await self.snapshots.list(), [])
 
+    async def test_restart_makes_an_interrupted_create_again(self) -> None:
+        """What the interrupted create left (a half-restored file) goes; then it is made."""
+        volume_id = await self.creating()
+        path = await self.backing.create(volume_id, 1)
+        with open(path, "r+b") as f:
+            f.write(b"half of a restore")
+        fresh = FakeExportDriver("nbd", os.path.join(self.base, "exports"))
+        await self.make_manager(fresh).init_host()
+        volume = await self.world.volumes.get(volume_id)
+        self.assertEqual(volume.status, "available")
+        self.assertEqual(dict(volume.export), fresh.exported[volume_id][1])
+        with open(path, "rb") as f:
+            self.assertEqual(f.read(17), b"\0" * 17)
+        await self.manager.create_volume(CTX, volume_id)  # the queued message: no-op
+        self.assertEqual((await self.world.volumes.get(volume_id)).status, "available")
+
+    async def test_restart_finishes_an_interrupted_delete(self) -> None:
+        volume_id, path = await self.available()
+        await self.world.volumes.transition(volume_id, "delete")
+        fresh = FakeExportDriver("nbd", os.path.join(self.base, "exports"))
+        await self.make_manager(fresh).init_host()
+        self.assertFalse(os.path.exists(path))
+        self.assertEqual(await self.world.volumes.list(), [])
+
     async def test_restart_exports_again(self) -> None:
         volume_id, path = await self.available()
         fresh = FakeExportDriver("nbd", os.path.join(self.base, "exports"))

@@ -75,8 +75,23 @@ class VolumeManager(Manager):
             await client.close()
 
     async def init_host(self) -> None:
-        """After a restart: every volume of this host exported again (idempotent)."""
+        """
+        After a restart: every volume of this host exported again
+        (idempotent), and what the previous run left unfinished finished: a
+        delete is done again; a create is made again from scratch (what it
+        had made is discarded first: a restore may have stopped halfway).
+        A create or delete message still queued for this host then finds
+        the volume settled and leaves it alone.
+        """
+        context = RequestContext.system()
         for volume in await self._volumes.on_host(self.host):
+            if volume.status == states.DELETING:
+                log.info("{id}: a delete was interrupted: deleting it again", id=volume.volume_id)
+                await self.delete_volume(context, volume.volume_id)
+                continue
+            if volume.status == states.CREATING:
+                await self._create_again(context, volume.volume_id)
+                continue
             if volume.status not in (states.AVAILABLE, states.IN_USE):
                 continue
             path = await self._backing.path(volume.volume_id)
@@ -86,6 +101,18 @@ class VolumeManager(Manager):
             export = await self._exports.ensure(volume.volume_id, path)
             if dict(volume.export or {}) != export:
                 await self._volumes.update(volume.volume_id, export=export)
+
+    async def _create_again(self, context: RequestContext, volume_id: str) -> None:
+        log.info("{id}: a create was interrupted: making it again", id=volume_id)
+        try:
+            await self._discard(volume_id)
+        except Exception as e:
+            log.failure("discarding what the interrupted create of {id} made", id=volume_id)
+            await self._volumes.transition(
+                volume_id, "create_failed",
+                status_reason=f"create interrupted by a restart, not cleaned up: {e}")
+            return
+        await self.create_volume(context, volume_id)
 
     # -- volumes ---------------------------------------------------------------
 
