@@ -192,6 +192,19 @@ class VolumeManagerTests(unittest.TestCase):
         self.assertFalse(os.path.exists(path))
         self.assertEqual(await self.world.volumes.list(), [])
 
+    async def test_restart_names_strays_and_leaves_them(self) -> None:
+        """Storage no record knows is reported at start, never removed."""
+        stray = new_volume_id()
+        path = await self.backing.create(stray, 1)
+        logged: list[dict] = []
+        from twisted.logger import globalLogPublisher
+        globalLogPublisher.addObserver(logged.append)
+        self.addCleanup(globalLogPublisher.removeObserver, logged.append)
+        await self.manager.init_host()
+        self.assertTrue(os.path.exists(path))
+        warnings = [e for e in logged if e.get("id") == stray]
+        self.assertEqual([e["what"] for e in warnings], ["backing store"])
+
     async def test_restart_exports_again(self) -> None:
         volume_id, path = await self.available()
         fresh = FakeExportDriver("nbd", os.path.join(self.base, "exports"))

@@ -84,7 +84,9 @@ class VolumeManager(Manager):
         the volume settled and leaves it alone.
         """
         context = RequestContext.system()
-        for volume in await self._volumes.on_host(self.host):
+        records = await self._volumes.on_host(self.host)
+        await self._report_strays({v.volume_id for v in records})
+        for volume in records:
             if volume.status == states.DELETING:
                 log.info("{id}: a delete was interrupted: deleting it again", id=volume.volume_id)
                 await self.delete_volume(context, volume.volume_id)
@@ -101,6 +103,22 @@ class VolumeManager(Manager):
             export = await self._exports.ensure(volume.volume_id, path)
             if dict(volume.export or {}) != export:
                 await self._volumes.update(volume.volume_id, export=export)
+
+    async def _report_strays(self, known: set[str]) -> None:
+        """
+        Name the backing stores and exports here that no volume record of
+        this host knows (left by C{nova-manage volume delete} while this
+        host was down, or by another cloud): they are left alone, never
+        removed, since a wrong datastore would make every volume look so.
+        """
+        stores = set(await self._backing.list()) - known
+        exports = set(await self._exports.exports()) - known
+        for volume_id in sorted(stores | exports):
+            log.warn("{host}: {id} has no record here ({what}): left alone; remove it by hand "
+                     "if it is not wanted", host=self.host, id=volume_id,
+                     what=" and ".join(w for w, found in (("backing store", stores),
+                                                          ("export", exports))
+                                       if volume_id in found))
 
     async def _create_again(self, context: RequestContext, volume_id: str) -> None:
         log.info("{id}: a create was interrupted: making it again", id=volume_id)
