@@ -111,8 +111,12 @@ class VolumeManager(Manager):
         host was down, or by another cloud): they are left alone, never
         removed, since a wrong datastore would make every volume look so.
         """
-        stores = set(await self._backing.list()) - known
-        exports = set(await self._exports.exports()) - known
+        try:
+            stores = set(await self._backing.list()) - known
+            exports = set(await self._exports.exports()) - known
+        except Exception:
+            log.failure("{host}: listing the stores and exports here failed", host=self.host)
+            return  # a report only: never in the way of the start
         for volume_id in sorted(stores | exports):
             log.warn("{host}: {id} has no record here ({what}): left alone; remove it by hand "
                      "if it is not wanted", host=self.host, id=volume_id,
