@@ -220,3 +220,27 @@ class ComputeVolumeTests(unittest.TestCase):
         self.assertEqual(await self.world.driver.list_volumes(iid),
                          {"vdb": VolumeSource(kind="block", path=str(etherd / "e1.3"))})
         self.assertEqual((await self.world.volumes.get(vid)).attach_status, "attached")
+
+    async def test_volumes_stay_attached_across_stop_and_start(self) -> None:
+        """As EBS volumes do: the started guest gets them again, at the same device."""
+        iid, vid = await self.attached()
+        await self.world.instances.transition(iid, "stop")
+        await self.manager.stop_instance(CTX, iid)
+        self.assertEqual(await self.world.driver.list_volumes(iid), {})  # gone with the stop
+        self.assertEqual((await self.world.volumes.get(vid)).attach_status, "attached")
+        await self.world.instances.transition(iid, "start")
+        await self.manager.start_instance(CTX, iid)
+        self.assertEqual((await self.world.instances.get(iid)).state, "running")
+        self.assertEqual(await self.world.driver.list_volumes(iid),
+                         {"vdc": volume_source(NBD)})
+
+    async def test_a_volume_that_cannot_be_plugged_again_does_not_stop_the_start(self) -> None:
+        iid, vid = await self.attached()
+        await self.world.instances.transition(iid, "stop")
+        await self.manager.stop_instance(CTX, iid)
+        await self.world.volumes.update(vid, export={"kind": "nbd"})  # its export is broken
+        await self.world.instances.transition(iid, "start")
+        await self.manager.start_instance(CTX, iid)
+        self.assertEqual(len(self.flushLoggedErrors(UnsupportedExport)), 1)
+        self.assertEqual((await self.world.instances.get(iid)).state, "running")
+        self.assertEqual((await self.world.volumes.get(vid)).attach_status, "attached")

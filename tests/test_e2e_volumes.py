@@ -15,7 +15,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 from twisted.trial import unittest
 
-from tests.support.guests import wait_for
+from tests.support.guests import wait_for, wait_state
 from tests.test_e2e_network import Project, _require_machine
 from tests.test_e2e_network import world as network_world
 
@@ -131,3 +131,22 @@ class VolumeTests(VolumeSteps, unittest.TestCase):
         return subprocess.run(["qemu-img", "info", f"nbd+unix:///{volume_id}?socket={socket}"],
                               capture_output=True).returncode
 
+
+    def test_stays_attached_across_stop_and_start(self) -> None:
+        """As an EBS volume: the started guest has it again, with what was written."""
+        [instance_id] = self.project.launch(1)
+        self.project.open_ssh()
+        ip = self.project.private_ip(instance_id)
+        pattern = f"NOVA-KEPT-{uuid.uuid4().hex}"
+        volume_id = self.volume(Size=1)
+        self.attach(volume_id, instance_id, "/dev/vdb")
+        self.project.ssh_ok(ip, f"test -b /dev/vdb && printf {pattern} > /dev/vdb && sync "
+                                "&& echo ok")
+        self.ec2.stop_instances(InstanceIds=[instance_id])
+        wait_state(self.ec2, instance_id, "stopped")
+        self.assertEqual(volume_state(self.ec2, volume_id), ("in-use", "attached"))
+        self.ec2.start_instances(InstanceIds=[instance_id])
+        wait_state(self.ec2, instance_id, "running")
+        # retried until the started guest answers and has found its disk
+        read = self.project.ssh_ok(ip, f"test -b /dev/vdb && head -c {len(pattern)} /dev/vdb")
+        self.assertEqual(read, pattern)

@@ -297,6 +297,7 @@ class ComputeManager(Manager):
                 return
             await self._instances.transition(instance_id, "spawned", state_reason=None,
                                              power_state=power_state.RUNNING)
+            await self._volumes.replug(instance_id)
 
     @expose
     async def get_console_output(self, context: RequestContext, instance_id: str) -> str:

@@ -175,6 +175,26 @@ class ComputeVolumes:
         await self._driver.attach_volume(instance_id, device, source)
         return True
 
+    async def replug(self, instance_id: str) -> int:
+        """
+        Plug the instance's attached volumes into its guest again after it
+        started (hot-plugged disks do not survive a stop; EBS volumes stay
+        attached across one). A volume that cannot be plugged is logged
+        and stays recorded attached (C{nova-manage volume reattach} retries).
+
+        @return: how many were plugged.
+        """
+        plugged = 0
+        for volume in await self._volumes.on_instance(instance_id):
+            if volume.attach_status != states.ATTACHED:
+                continue
+            try:
+                plugged += await self.reattach(instance_id, volume.volume_id)
+            except Exception:
+                log.failure("plugging {vol} into {id} again failed", vol=volume.volume_id,
+                            id=instance_id)
+        return plugged
+
     async def release(self, instance_id: str) -> None:
         """The instance is gone (terminated): its volumes are detached and free."""
         for volume in await self._volumes.on_instance(instance_id):
