@@ -19,9 +19,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Awaitable, Callable
 
-from twisted.internet import task
-
 from nova.compute.volumes import UnsupportedExport
+from nova.utils.polling import poll_until
 from nova.volume.exports.aoe import MAX_SHELF, MAX_SLOT
 
 __all__ = ["AoeInitiator"]
@@ -65,24 +64,21 @@ class AoeInitiator:
         for name, value, high in (("shelf", shelf, MAX_SHELF), ("slot", slot, MAX_SLOT)):
             if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= high:
                 raise UnsupportedExport(f"malformed aoe export: {name} {value!r}")
-        if not self.available():
+        if not await self._run_in_thread(self.available):
             raise UnsupportedExport(
                 "this compute host cannot attach AoE exports: they need the aoe kernel "
                 f"module (which makes {self._etherd}/eS.N) loaded on the compute host; "
                 "use the nbd or iscsi volume driver")
         path = self._etherd / f"e{shelf}.{slot}"
-        if path.exists():
+        if await self._run_in_thread(path.exists):
             return str(path)
         await self._run_in_thread(self._discover)
-        waited = 0.0
-        while not path.exists():
-            if waited >= self._timeout:
-                raise UnsupportedExport(
-                    f"no AoE target e{shelf}.{slot} answered the compute host's discovery "
-                    f"within {self._timeout:g} s (is the volume host's aoe_interface on "
-                    "this host's Ethernet segment?)")
-            await task.deferLater(self._reactor, self._interval, lambda: None)
-            waited += self._interval
+        if not await poll_until(self._reactor, lambda: self._run_in_thread(path.exists),
+                                timeout=self._timeout, interval=self._interval):
+            raise UnsupportedExport(
+                f"no AoE target e{shelf}.{slot} answered the compute host's discovery "
+                f"within {self._timeout:g} s (is the volume host's aoe_interface on "
+                "this host's Ethernet segment?)")
         return str(path)
 
     def _discover(self) -> None:

@@ -14,10 +14,10 @@ from __future__ import annotations
 import os
 from typing import Any, Sequence
 
-from twisted.internet import task
 from twisted.logger import Logger
 
 from nova.exception import ProcessError
+from nova.utils.polling import poll_until
 from nova.utils.process import IProcessRunner
 
 log = Logger()
@@ -121,12 +121,10 @@ class DnsmasqControl:
         if found is not None:
             pid = found[0]
             await self._runner.run(["kill", "-TERM", str(pid)], check=False)
-            waited = 0.0
-            while self._cmdline(pid):  # a zombie has an empty one
-                if waited >= self._stop_timeout:
-                    raise DnsmasqFailed(f"dnsmasq {pid} survives SIGTERM")
-                await task.deferLater(self._clock, self._poll_interval, lambda: None)
-                waited += self._poll_interval
+            # a zombie has an empty command line
+            if not await poll_until(self._clock, lambda: not self._cmdline(pid),
+                                    timeout=self._stop_timeout, interval=self._poll_interval):
+                raise DnsmasqFailed(f"dnsmasq {pid} survives SIGTERM")
         try:
             os.unlink(pid_file)
         except FileNotFoundError:

@@ -10,11 +10,11 @@ import os
 from typing import Any, Awaitable, Callable
 
 import libvirt
-from twisted.internet import task
 from twisted.internet.interfaces import IReactorFromThreads
 from twisted.python import log
 from zope.interface import implementer
 
+from nova.utils.polling import poll_until
 from nova.virt.console import read_tail
 from nova.virt.errors import (DeviceInUse, DeviceNotFound, InstanceExists,
                               InstanceNotFound, InvalidInstanceState, VirtError)
@@ -54,12 +54,10 @@ async def wait_for_removal(clock: Any, devices: Callable[[], Awaitable[list[str]
     @raise VirtError: it is still there after C{timeout} seconds (the guest
         did not release it: the caller records the detach as failed).
     """
-    waited = 0.0
-    while device in await devices():
-        if waited >= timeout:
-            raise VirtError(f"the guest has not released {device} within {timeout:g} s")
-        await task.deferLater(clock, interval, lambda: None)
-        waited += interval
+    async def released() -> bool:
+        return device not in await devices()
+    if not await poll_until(clock, released, timeout=timeout, interval=interval):
+        raise VirtError(f"the guest has not released {device} within {timeout:g} s")
 
 
 @implementer(IVirtDriver)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from typing import Any, Callable, Sequence
 
-from twisted.internet import task
+from nova.utils.polling import poll_until
 
 __all__ = ["cmdline", "read_pid", "daemon_pid", "find_processes", "wait_gone", "is_program"]
 
@@ -87,10 +87,5 @@ async def wait_gone(pid: int, clock: Any, timeout: float, *, proc_dir: str = "/p
 
     @return: whether it ended within C{timeout} seconds.
     """
-    waited = 0.0
-    while cmdline(pid, proc_dir):
-        if waited >= timeout:
-            return False
-        await task.deferLater(clock, poll, lambda: None)
-        waited += poll
-    return True
+    return await poll_until(clock, lambda: not cmdline(pid, proc_dir), timeout=timeout,
+                            interval=poll)
