@@ -406,3 +406,8 @@ class EbtablesTests(unittest.TestCase):
             "-X nova-i-00000001", "-X nova-INPUT", "-X nova-FORWARD", "COMMIT"])
         self.assertRaises(InvalidIdentifier, ipt.restore_input, "nat", None,
                           dialect=ebt.EBTABLES)
+
+    def test_commands(self) -> None:
+        self.assertEqual(ebt.EBTABLES.save_argv("filter"), ["ebtables-save", "-t", "filter"])
+        self.assertEqual(ebt.EBTABLES.restore_argv(), ["ebtables-restore", "--noflush"])
+        self.assertRaises(InvalidIdentifier, ebt.EBTABLES.save_argv, "nat")

@@ -38,8 +38,7 @@ class FirewallMixin:
 
     async def _saved(self, table: str, dialect: ipt.Dialect = ipt.IPTABLES
                      ) -> ipt.SavedTable | None:
-        argv = ebt.ebtables_save() if dialect is ebt.EBTABLES else ipt.iptables_save(table)
-        saved = await self._run(argv)
+        saved = await self._run(dialect.save_argv(table))
         return ipt.parse_save(saved.stdout.decode("utf-8", "replace")).get(table)
 
     async def _apply_table(self, table: str, write: Mapping[str, Sequence[Sequence[str]]],
@@ -67,8 +66,7 @@ class FirewallMixin:
         text = ipt.restore_input(table, current, write=write, delete=delete, dialect=dialect)
         if text.strip() == f"*{table}\nCOMMIT":
             return  # nothing of nova's here, nothing to do
-        restore = ebt.ebtables_restore() if dialect is ebt.EBTABLES else ipt.iptables_restore()
-        await self._run(restore, input=text.encode("ascii"))
+        await self._run(dialect.restore_argv(), input=text.encode("ascii"))
 
     # -- floating IPs ------------------------------------------------------
 

@@ -27,13 +27,13 @@ from __future__ import annotations
 from nova.network import linux_net_iptables as ipt
 from nova.utils import validate
 
-__all__ = ["EBTABLES", "l2_filter_rules", "ebtables_save", "ebtables_restore"]
+__all__ = ["EBTABLES", "l2_filter_rules"]
 
 #: ebtables' table C{filter}: nova's chains and hooks
 EBTABLES = ipt.Dialect(
     tops={"filter": {"INPUT": "nova-INPUT", "FORWARD": "nova-FORWARD"}},
     jumps={"filter": [("nova-i-", ("nova-INPUT", "nova-FORWARD"))]},
-    declare=":{} RETURN")
+    declare=":{} RETURN", tool="ebtables")
 
 
 def l2_filter_rules(tap: str, mac: str, fixed_ip: str) -> list[list[str]]:
@@ -56,13 +56,3 @@ def l2_filter_rules(tap: str, mac: str, fixed_ip: str) -> list[list[str]]:
             ["-p", "ARP", "-j", "RETURN"],
             ["-p", "IPv4", "-j", "RETURN"],
             ["-j", "DROP"]]
-
-
-def ebtables_save() -> list[str]:
-    """@return: the command printing ebtables' C{filter} table."""
-    return ["ebtables-save", "-t", "filter"]
-
-
-def ebtables_restore() -> list[str]:
-    """@return: the command applying C{restore_input(..., dialect=EBTABLES)}, leaving others."""
-    return ["ebtables-restore", "--noflush"]

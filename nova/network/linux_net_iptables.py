@@ -91,15 +91,27 @@ class Dialect:
     @ivar tops: table -> built-in chain -> nova's top chain hooked into it.
     @ivar jumps: table -> (object chain prefix, the top chains jumping to it).
     @ivar declare: a chain declaration, with C{{}} for the name.
+    @ivar tool: C{iptables} or C{ebtables}: its C{-save} and C{-restore}.
     """
 
     tops: Mapping[str, Mapping[str, str]]
     jumps: Mapping[str, Sequence[tuple[str, tuple[str, ...]]]]
     declare: str
+    tool: str
+
+    def save_argv(self, table: str) -> list[str]:
+        """@return: the command printing one table."""
+        if table not in self.tops:
+            raise InvalidIdentifier(f"unknown table {table!r}")
+        return [f"{self.tool}-save", "-t", table]
+
+    def restore_argv(self) -> list[str]:
+        """@return: the command applying L{restore_input} (from stdin), leaving other rules."""
+        return [f"{self.tool}-restore", "--noflush"]
 
 
 #: iptables (tables C{nat} and C{filter})
-IPTABLES = Dialect(TOP_CHAINS, _JUMPS, ":{} - [0:0]")
+IPTABLES = Dialect(TOP_CHAINS, _JUMPS, ":{} - [0:0]", "iptables")
 
 # Every token of a rule must look like an option, a name, an address or a
 # number: no blank, quote, '#' or newline can reach iptables-restore's parser.
@@ -477,11 +489,9 @@ def _unchanged(current_rules: Sequence[str], tops: Mapping[str, str],
 
 def iptables_save(table: str) -> list[str]:
     """@return: the command printing one table."""
-    if table not in TOP_CHAINS:
-        raise InvalidIdentifier(f"unknown table {table!r}")
-    return ["iptables-save", "-t", table]
+    return IPTABLES.save_argv(table)
 
 
 def iptables_restore() -> list[str]:
     """@return: the command applying L{restore_input} (from stdin), leaving other rules."""
-    return ["iptables-restore", "--noflush"]
+    return IPTABLES.restore_argv()
