@@ -106,18 +106,30 @@ class ComputeVolumes:
             return VolumeSource(kind="block", path=device)
         return volume_source(export)
 
+    async def _moving(self, instance_id: str, volume_id: str,
+                      attach_status: str) -> tuple[Volume, str] | None:
+        """
+        @return: the volume and its guest device when the record says it is
+            C{attach_status} (attaching, detaching) on C{instance_id};
+            C{None} (logged) when not: a late or repeated message.
+        """
+        volume: Volume = await self._volumes.get(volume_id)
+        if volume.instance_id != instance_id or volume.attach_status != attach_status:
+            log.info("{vol} is not {status} on {id}: left alone", vol=volume_id,
+                     status=attach_status, id=instance_id)
+            return None
+        assert volume.guest_device is not None
+        return volume, volume.guest_device
+
     async def attach(self, instance_id: str, volume_id: str) -> None:
         """
         Plug the volume in at the device the API recorded; the record ends
         C{attached}, or back C{available} with the reason when it failed.
         """
-        volume: Volume = await self._volumes.get(volume_id)
-        if volume.instance_id != instance_id or volume.attach_status != states.ATTACHING:
-            log.info("{vol} is not attaching to {id}: left alone", vol=volume_id,
-                     id=instance_id)
+        moving = await self._moving(instance_id, volume_id, states.ATTACHING)
+        if moving is None:
             return
-        device = volume.guest_device
-        assert device is not None
+        volume, device = moving
         try:
             source = await self._source(volume.export)
             await self._driver.attach_volume(instance_id, device, source)
@@ -133,13 +145,10 @@ class ComputeVolumes:
         Unplug the volume; the record ends C{available}. When the guest
         refuses (and C{force} is not set) it goes back to C{in-use}.
         """
-        volume: Volume = await self._volumes.get(volume_id)
-        if volume.instance_id != instance_id or volume.attach_status != states.DETACHING:
-            log.info("{vol} is not detaching from {id}: left alone", vol=volume_id,
-                     id=instance_id)
+        moving = await self._moving(instance_id, volume_id, states.DETACHING)
+        if moving is None:
             return
-        device = volume.guest_device
-        assert device is not None
+        _volume, device = moving
         try:
             if device in await self._driver.list_volumes(instance_id):
                 await self._driver.detach_volume(instance_id, device)
@@ -167,12 +176,16 @@ class ComputeVolumes:
         volume: Volume = await self._volumes.get(volume_id)
         if volume.instance_id != instance_id or volume.attach_status != states.ATTACHED:
             raise VolumeNotAttached(f"{volume_id} is not attached to {instance_id}")
+        return await self._plug_again(instance_id, volume,
+                                      await self._driver.list_volumes(instance_id))
+
+    async def _plug_again(self, instance_id: str, volume: Volume,
+                          present: Mapping[str, Any]) -> bool:
         device = volume.guest_device
         assert device is not None
-        if device in await self._driver.list_volumes(instance_id):
+        if device in present:
             return False
-        source = await self._source(volume.export)
-        await self._driver.attach_volume(instance_id, device, source)
+        await self._driver.attach_volume(instance_id, device, await self._source(volume.export))
         return True
 
     async def replug(self, instance_id: str) -> int:
@@ -184,12 +197,15 @@ class ComputeVolumes:
 
         @return: how many were plugged.
         """
+        attached = [v for v in await self._volumes.on_instance(instance_id)
+                    if v.attach_status == states.ATTACHED]
+        if not attached:
+            return 0
+        present = await self._driver.list_volumes(instance_id)
         plugged = 0
-        for volume in await self._volumes.on_instance(instance_id):
-            if volume.attach_status != states.ATTACHED:
-                continue
+        for volume in attached:
             try:
-                plugged += await self.reattach(instance_id, volume.volume_id)
+                plugged += await self._plug_again(instance_id, volume, present)
             except Exception:
                 log.failure("plugging {vol} into {id} again failed", vol=volume.volume_id,
                             id=instance_id)
